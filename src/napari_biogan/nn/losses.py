@@ -1,0 +1,39 @@
+"""Adversarial losses shared by every family: WGAN-GP, hinge and non-saturating BCE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("wgan-gp", "hinge", "bce")
+
+
+def critic_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """The critic's loss on real and fake scores (any shape; averaged)."""
+    if kind == "wgan-gp":
+        return d_fake.mean() - d_real.mean()
+    if kind == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    if kind == "bce":
+        return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    raise ValueError(f"Unknown loss '{kind}'; choose one of {', '.join(LOSSES)}.")
+
+
+def generator_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
+    if kind in ("wgan-gp", "hinge"):
+        return -d_fake.mean()
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+    raise ValueError(f"Unknown loss '{kind}'; choose one of {', '.join(LOSSES)}.")
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
+                     ) -> torch.Tensor:
+    """WGAN-GP: (|grad D(x_hat)| - 1)^2 on random interpolates of real and fake samples."""
+    shape = (real.shape[0],) + (1,) * (real.ndim - 1)
+    alpha = torch.rand(shape, generator=generator).to(real.device, real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed)
+    grads, = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    return ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean()
