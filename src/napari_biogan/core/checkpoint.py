@@ -43,6 +43,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, "torch.Tensor"], ca
         raise WriteError(f"Cannot write to {path.parent}: {err.strerror or err}.") from err
     try:
         save_file(tensors, tmp, metadata={CARD_KEY: json.dumps(card)})
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a model is meant to be shared
         os.replace(tmp, path)
     except OSError as err:
         raise WriteError(f"Cannot write {path}: {err.strerror or err}.") from err

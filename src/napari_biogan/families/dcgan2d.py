@@ -24,6 +24,7 @@ class Dcgan2dConfig:
     base_width: int = 32  # channels of the last hidden layer; doubles at each coarser level
     channel_names: tuple[str, ...] = ("image",)
     colormaps: tuple[str, ...] = ("gray",)
+    critic_spectral_norm: bool = False  # SNGAN/SAGAN-style critic for hinge/BCE training
 
 
 def upsampling_levels(height: int, width: int) -> int:
@@ -65,11 +66,12 @@ def _build_nets(cfg: Dcgan2dConfig):
         def __init__(self):
             super().__init__()
             layers, c_in = [], cfg.channels
+            norm = nn.utils.spectral_norm if cfg.critic_spectral_norm else (lambda layer: layer)
             for c_out in reversed(widths):
-                layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+                layers += [norm(nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
                 c_in = c_out
             self.trunk = nn.Sequential(*layers)
-            self.head = nn.Linear(c_in * h0 * w0, 1)
+            self.head = norm(nn.Linear(c_in * h0 * w0, 1))
 
         def forward(self, x):
             return self.head(self.trunk(x).flatten(1))
