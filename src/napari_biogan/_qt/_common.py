@@ -1,0 +1,197 @@
+"""Glue the five dock widgets share: the session base class, workers, errors, path rows, layers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout,
+                            QWidget)
+
+from ..core.errors import BioGanError
+from .session import ModelSession, session_for
+
+_log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "auto", "bf16")
+
+
+def report_error(err: BaseException, action: str) -> str:
+    """Show one plain sentence in napari's notifications; the traceback goes to the log only."""
+    if isinstance(err, BioGanError):
+        message = str(err)
+    else:
+        _log.error("%s failed", action, exc_info=(type(err), err, err.__traceback__))
+        message = f"{action} failed: {err or type(err).__name__}."
+    show_error(message)
+    return message
+
+
+def start_worker(func: Callable, *args, action: str, on_yield: Callable | None = None,
+                 on_return: Callable | None = None, on_error: Callable | None = None,
+                 on_done: Callable | None = None, start: bool = True, **kwargs):
+    """Run ``func`` in a napari worker thread; errors become a notification (and ``on_error``).
+
+    With ``start=False`` the caller connects more slots first, then calls ``worker.start()``
+    (a fast worker can finish before a late connection is made).
+    """
+
+    def errored(err: BaseException) -> None:
+        report_error(err, action)
+        if on_error is not None:
+            on_error(err)
+
+    connect: dict[str, Any] = {"errored": errored}
+    if on_yield is not None:
+        connect["yielded"] = on_yield
+    if on_return is not None:
+        connect["returned"] = on_return
+    if on_done is not None:
+        connect["finished"] = on_done
+    return create_worker(func, *args, _connect=connect, _start_thread=start, **kwargs)
+
+
+def notify(message: str) -> None:
+    show_info(message)
+
+
+class SessionWidget(QWidget):
+    """A dock widget bound to its viewer's :class:`ModelSession`."""
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.session: ModelSession = session_for(napari_viewer)
+        self.session.attach(self)
+        self.session.model_changed.connect(self._on_model_changed)
+        self.workers: list = []  # running workers, so tests and closing can wait for them
+        session, uid, slot = self.session, id(self), self._on_model_changed
+        # Qt deletes the widget with the viewer; forget it then (no reference to self kept here)
+        self.destroyed.connect(lambda *_: _forget(session, uid, slot))
+        self.setLayout(QVBoxLayout())
+        self.layout().setAlignment(Qt.AlignmentFlag.AlignTop)
+
+    def _on_model_changed(self, model) -> None:  # overridden by widgets
+        pass
+
+    def run_worker(self, func: Callable, *args, action: str, **kwargs):
+        """:func:`start_worker`, kept in :attr:`workers` until it finishes."""
+        worker = start_worker(func, *args, action=action, start=False, **kwargs)
+        self.workers.append(worker)
+        worker.finished.connect(lambda: self.workers.remove(worker) if worker in self.workers else None)
+        worker.start()
+        return worker
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.workers)
+
+    def closeEvent(self, event) -> None:
+        self.teardown()
+        super().closeEvent(event)
+
+    def teardown(self) -> None:
+        """Stop background work; overridden by widgets with threads of their own."""
+        for worker in list(self.workers):
+            quit_ = getattr(worker, "quit", None)
+            if quit_ is not None:
+                quit_()
+
+
+def _forget(session: ModelSession, uid: int, slot) -> None:
+    try:
+        session.model_changed.disconnect(slot)
+    except (ValueError, RuntimeError):
+        pass
+    session.detach(uid)
+
+
+class PathRow(QWidget):
+    """A path field with a Browse button: mode "open", "save" or "folder"."""
+
+    def __init__(self, mode: str = "open", filter: str = "", placeholder: str = "", parent=None):
+        super().__init__(parent)
+        self.mode, self.filter = mode, filter
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self.button = QPushButton("Browse...")
+        self.button.clicked.connect(self.browse)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.button)
+
+    def browse(self) -> None:
+        start = self.edit.text() or str(Path.home())
+        if self.mode == "folder":
+            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder", start)
+        elif self.mode == "save":
+            chosen, _ = QFileDialog.getSaveFileName(self, "Save as", start, self.filter)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Open", start, self.filter)
+        if chosen:
+            self.edit.setText(chosen)
+
+    def path(self) -> str:
+        return self.edit.text().strip()
+
+    def set_path(self, path: str | Path) -> None:
+        self.edit.setText(str(path))
+
+
+class ImageLayerPicker(QComboBox):
+    """A combo box of the viewer's image layers, kept up to date."""
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        events = viewer.layers.events
+        for event in (events.inserted, events.removed, events.reordered):
+            event.connect(self.refresh)
+        refresh = self.refresh
+        self.destroyed.connect(lambda *_: _disconnect_layers(events, refresh))
+        self.refresh()
+
+    def refresh(self, *_) -> None:
+        current = self.currentText()
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        self.blockSignals(True)
+        self.clear()
+        self.addItems(names)
+        if current in names:
+            self.setCurrentText(current)
+        self.blockSignals(False)
+
+    def layer(self):
+        name = self.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+
+def _disconnect_layers(events, slot) -> None:
+    for event in (events.inserted, events.removed, events.reordered):
+        try:
+            event.disconnect(slot)
+        except (ValueError, RuntimeError, TypeError):
+            pass
+
+
+def add_layers(viewer, layer_data: Sequence[tuple], replace: bool = False) -> list:
+    """Add (data, kwargs, "image") tuples to ``viewer``; with ``replace``, same-named layers are updated."""
+    layers = []
+    for data, kwargs, _kind in layer_data:
+        name = kwargs.get("name")
+        if replace and name in viewer.layers:
+            layer = viewer.layers[name]
+            if layer.data.shape == data.shape:
+                layer.metadata = kwargs.get("metadata", {})
+                layer.data = data
+                layers.append(layer)
+                continue
+            viewer.layers.remove(layer)
+        layers.append(viewer.add_image(data, **kwargs))
+    return layers

@@ -1,0 +1,209 @@
+"""Model dock widget: pick a family, load a shipped or own model, choose the device, read a TIFF's provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit,
+                            QPushButton, QVBoxLayout, QWidget)
+
+from ..core.device import DEVICE_CHOICES
+from ._common import PathRow, SessionWidget, add_layers, notify
+
+ALL_FAMILIES = "All families"
+
+
+def format_card(model) -> str:
+    """The model card in plain words, for the card view."""
+    card = model.card or {}
+    training = card.get("training") or {}
+    lines = [f"Name: {model.name}", f"Family: {model.family.title} ({model.family.name})"]
+    if card.get("description"):
+        lines.append(f"Description: {card['description']}")
+    lines.append(f"Device: {model.device}")
+    channels = ", ".join(f"{c.name} ({c.colormap})" for c in model.channels)
+    lines.append(f"Output: {len(model.channels)} channel(s) [{channels}], axes {''.join(model.family.sample_axes)}")
+    if training:
+        lines.append(f"Trained on: {training.get('data', '?')}")
+        lines.append(f"Training: {training.get('steps', '?')} steps, {training.get('wall_time_s', '?')} s "
+                     f"on {training.get('device', '?')}")
+    for name, value in (card.get("metrics") or {}).items():
+        lines.append(f"Metric {name}: {value:.4g}" if isinstance(value, (int, float)) else f"Metric {name}: {value}")
+    if model.path:
+        lines.append(f"File: {model.path}")
+    if model.sha256:
+        lines.append(f"sha256: {model.sha256}")
+    lines.append("Config: " + json.dumps(card.get("config") or {}, default=str))
+    return "\n".join(lines)
+
+
+def _load_model(path: str, device: str):
+    from ..core.model import GanModel
+
+    return GanModel.load(path, device=device)
+
+
+def _new_model(family: str, device: str):
+    from ..core.model import GanModel
+
+    return GanModel.new(family, device=device)
+
+
+def _read_tiff(path: str) -> tuple[dict[str, Any], list, Path | None]:
+    """Provenance, layers and (if a known model has the recorded sha256) that model's file."""
+    from ..core.checkpoint import file_sha256
+    from ..core.errors import DataError
+    from ..core.export import read_provenance
+    from ..core.zoo import list_models
+    from ..io import read_tiff
+
+    provenance = read_provenance(path)
+    if not provenance:
+        raise DataError(f"{Path(path).name} holds no napari-biogan provenance.")
+    layers = read_tiff(path)
+    match = None
+    wanted = provenance.get("model_sha256")
+    if wanted:
+        for info in list_models():
+            if file_sha256(info.path) == wanted:
+                match = info.path
+                break
+    return provenance, layers, match
+
+
+class ModelWidget(SessionWidget):
+    """Choose the current model of this viewer and see its card."""
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None):
+        super().__init__(napari_viewer, parent)
+        from ..core.registry import family_titles
+
+        self._titles = family_titles()
+        self._provenance_model: Path | None = None
+
+        pick = QGroupBox("Model")
+        form = QFormLayout(pick)
+        self.family_combo = QComboBox()
+        self.family_combo.addItem(ALL_FAMILIES, "")
+        for name, title in self._titles.items():
+            self.family_combo.addItem(title, name)
+        self.family_combo.currentIndexChanged.connect(self.refresh_models)
+        form.addRow("Family", self.family_combo)
+        self.model_combo = QComboBox()
+        form.addRow("Model", self.model_combo)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICE_CHOICES)
+        self.device_combo.setCurrentText(self.session.device)
+        self.device_combo.currentTextChanged.connect(self.session.set_device)
+        form.addRow("Device", self.device_combo)
+        buttons = QHBoxLayout()
+        self.load_button = QPushButton("Load")
+        self.load_button.clicked.connect(self.load_selected)
+        self.new_button = QPushButton("New untrained")
+        self.new_button.setToolTip("A fresh model of the chosen family (for training)")
+        self.new_button.clicked.connect(self.new_model)
+        buttons.addWidget(self.load_button)
+        buttons.addWidget(self.new_button)
+        form.addRow(buttons)
+        self.file_row = PathRow("open", "Model files (*.safetensors)", "own model file (.safetensors)")
+        self.file_button = QPushButton("Load file")
+        self.file_button.clicked.connect(lambda: self.load_model_file(self.file_row.path()))
+        form.addRow(self.file_row)
+        form.addRow(self.file_button)
+        self.layout().addWidget(pick)
+
+        self.status = QLabel("No model loaded.")
+        self.status.setWordWrap(True)
+        self.layout().addWidget(self.status)
+        self.card_view = QPlainTextEdit()
+        self.card_view.setReadOnly(True)
+        self.card_view.setMinimumHeight(140)
+        self.layout().addWidget(self.card_view)
+
+        prov = QGroupBox("Provenance of an exported TIFF")
+        box = QVBoxLayout(prov)
+        self.tiff_row = PathRow("open", "TIFF (*.tif *.tiff)", "exported .tif")
+        box.addWidget(self.tiff_row)
+        row = QHBoxLayout()
+        self.tiff_button = QPushButton("Open TIFF")
+        self.tiff_button.clicked.connect(lambda: self.open_tiff(self.tiff_row.path()))
+        self.tiff_model_button = QPushButton("Load its model")
+        self.tiff_model_button.setEnabled(False)
+        self.tiff_model_button.clicked.connect(self._load_provenance_model)
+        row.addWidget(self.tiff_button)
+        row.addWidget(self.tiff_model_button)
+        box.addLayout(row)
+        self.layout().addWidget(prov)
+
+        self.refresh_models()
+        self._on_model_changed(self.session.model)
+
+    # -- the list of models ---------------------------------------------------------------
+    def refresh_models(self, *_) -> None:
+        from ..core.zoo import list_models
+
+        family = self.family_combo.currentData() or ""
+        self.model_combo.clear()
+        for info in list_models():
+            if info.family not in self._titles or (family and info.family != family):
+                continue  # e.g. a digit classifier in the zoo: not a generator
+            where = "shipped" if info.shipped else "yours"
+            self.model_combo.addItem(f"{info.name} ({where}): {info.description or info.data}", str(info.path))
+        self.load_button.setEnabled(self.model_combo.count() > 0)
+        self.new_button.setEnabled(bool(family))
+
+    # -- actions (buttons call these; tests too) --------------------------------------------
+    def load_selected(self) -> None:
+        path = self.model_combo.currentData()
+        if path:
+            self.load_model_file(path)
+
+    def load_model_file(self, path: str | Path) -> None:
+        """Load a model file in a worker and make it the current model."""
+        if not str(path):
+            notify("Choose a model file first.")
+            return
+        self.status.setText(f"Loading {Path(path).name}...")
+        self.run_worker(_load_model, str(path), self.session.device, action="Loading the model",
+                                on_return=self.session.set_model, on_error=self._failed)
+
+    def new_model(self) -> None:
+        family = self.family_combo.currentData()
+        if family:
+            self.run_worker(_new_model, family, self.session.device, action="Building the model",
+                                    on_return=self.session.set_model, on_error=self._failed)
+
+    def open_tiff(self, path: str | Path) -> None:
+        """Show a TIFF's provenance, add its layers, and offer to load the model that made it."""
+        if not str(path):
+            notify("Choose an exported TIFF first.")
+            return
+        self.run_worker(_read_tiff, str(path), action="Reading the TIFF",
+                                on_return=self._show_tiff, on_error=self._failed)
+
+    def _show_tiff(self, result) -> None:
+        provenance, layers, match = result
+        add_layers(self.viewer, layers)
+        self._provenance_model = match
+        self.tiff_model_button.setEnabled(match is not None)
+        known = f"Made by the model file {match}." if match else \
+            "The model that made it is not among the known models."
+        self.card_view.setPlainText("TIFF provenance:\n" + json.dumps(provenance, indent=1, default=str)
+                                    + "\n\n" + known)
+
+    def _load_provenance_model(self) -> None:
+        if self._provenance_model is not None:
+            self.load_model_file(self._provenance_model)
+
+    def _failed(self, err) -> None:
+        self.status.setText(f"Not loaded: {err}")
+
+    def _on_model_changed(self, model) -> None:
+        if model is None:
+            self.status.setText("No model loaded.")
+            self.card_view.setPlainText("")
+            return
+        self.status.setText(f"Current model: {model.name} ({model.family.name}) on {model.device}.")
+        self.card_view.setPlainText(format_card(model))

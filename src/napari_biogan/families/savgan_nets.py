@@ -1,0 +1,122 @@
+"""SAVGAN networks: the 3D generator G_V, the video critic D_V and the frame critic D_I.
+
+Imported only when a model is built (torch at the top is fine here); the family
+and its config live in :mod:`napari_biogan.families.savgan`. Layer sizes follow
+REFERENCE section 1, generalised to any frames x height x width (see
+:func:`generator_plan`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.errors import DataError
+from ..nn.attention import SelfAttention
+from ..nn.blocks import DownConv3d, UpBlock3d, doublings, spectral
+
+
+def generator_plan(frames: int, height: int, width: int, levels: int) -> tuple[tuple[int, int, int], int]:
+    """Start size (T0, Y0, X0) of G_V and how many of its ``levels`` x2 up-samplings double T.
+
+    Y and X are doubled at every level, so they must be multiples of 2**levels with
+    at least 2 pixels left at the start. T is doubled at the first (coarsest) levels
+    only, as often as its factors of two allow: 32 frames over 4 levels start at 2
+    (the paper), 10 frames start at 5 and are doubled once, 7 frames are never
+    doubled. The other levels keep T with a (3, 4, 4) kernel, stride (1, 2, 2), so
+    every generated frame is one the critics see (no generate-and-crop).
+    """
+    if levels < 1:
+        raise DataError("The generator needs at least one up-sampling level (one width).")
+    if frames < 1 or any(size % 2 ** levels or size // 2 ** levels < 2 for size in (height, width)):
+        raise DataError(f"A {frames}x{height}x{width} video cannot be built with {levels} up-sampling levels; "
+                        f"height and width must be multiples of {2 ** levels} and at least {2 ** (levels + 1)}.")
+    time_ups = doublings(frames, levels)
+    return (frames >> time_ups, height >> levels, width >> levels), time_ups
+
+
+class VideoGenerator(nn.Module):
+    """G_V: z -> ConvT3d to the start size -> up-blocks (SA after the last ``attention_blocks``) -> tanh."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        widths = tuple(cfg.widths)
+        levels = len(widths)
+        start, time_ups = generator_plan(cfg.frames, cfg.height, cfg.width, levels)
+        self.latent_dim = cfg.latent_dim
+        self.start = nn.ConvTranspose3d(cfg.latent_dim, widths[0], start)  # z as a 1x1x1 map -> C x T0 x Y0 x X0
+        self.start_norm = nn.InstanceNorm3d(widths[0])
+        self.blocks = nn.ModuleList(
+            UpBlock3d(c_in, c_out, double_time=i < time_ups, spectral_norm=True)
+            for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])))
+        first_attended = len(self.blocks) - cfg.attention_blocks
+        self.attention = nn.ModuleList(
+            SelfAttention(c_out, cfg.attention, cfg.landmarks)
+            if cfg.attention != "none" and i >= first_attended else nn.Identity()
+            for i, c_out in enumerate(widths[1:]))
+        last_doubles_time = levels - 1 < time_ups
+        self.out = nn.ConvTranspose3d(widths[-1], cfg.channels, (4, 4, 4) if last_doubles_time else (3, 4, 4),
+                                      (2 if last_doubles_time else 1, 2, 2), 1)
+
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        """The start map (B, C0, T0, Y0, X0): early activations for GANSpace directions."""
+        return F.relu(self.start_norm(self.start(z.reshape(len(z), self.latent_dim, 1, 1, 1))))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.features(z)
+        for block, attention in zip(self.blocks, self.attention):
+            x = attention(block(x))
+        return torch.tanh(self.out(x))
+
+
+class VideoCritic(nn.Module):
+    """D_V: SN-Conv3d stack (LeakyReLU 0.1), full SA after the last ``critic_attention_layers`` layers
+    (where the map is small), SN-conv to patch scores; returns their mean per video."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        shape, c_in = (cfg.frames, cfg.height, cfg.width), cfg.channels
+        layers, attention = [], []
+        widths = tuple(cfg.critic_widths)
+        for i, c_out in enumerate(widths):
+            layer = DownConv3d(c_in, c_out, shape, slope=0.1, first=i == 0)
+            layers.append(layer)
+            attended = cfg.attention != "none" and i >= len(widths) - cfg.critic_attention_layers
+            attention.append(SelfAttention(c_out, "full", spectral_norm=True) if attended else nn.Identity())
+            shape, c_in = layer.out_shape, c_out
+        self.layers, self.attention = nn.ModuleList(layers), nn.ModuleList(attention)
+        self.head = spectral(nn.Conv3d(c_in, 1, 3, 1, 1))
+        self.map_shapes = [l.out_shape for l in layers]  # (T, Y, X) after each layer, for docs and tests
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer, attention in zip(self.layers, self.attention):
+            x = attention(layer(x))
+        return self.head(x).flatten(1).mean(1)
+
+
+class FrameCritic(nn.Module):
+    """D_I: 2D critic of single frames: Conv2d k3 (stride 2, the last stride 1), InstanceNorm after the
+    first, LeakyReLU 0.2, conv to patch scores; returns their mean per frame."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        layers, c_in, size = [], cfg.channels, min(cfg.height, cfg.width)
+        widths = tuple(cfg.frame_critic_widths)
+        for i, c_out in enumerate(widths):
+            stride = 2 if i < len(widths) - 1 and size >= 4 else 1
+            layers += [nn.Conv2d(c_in, c_out, 3, stride, 1)]
+            layers += [nn.InstanceNorm2d(c_out)] if i > 0 else []
+            layers += [nn.LeakyReLU(0.2)]
+            c_in, size = c_out, (size + 1) // stride
+        layers += [nn.Conv2d(c_in, 1, 3, 1, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten(1).mean(1)
+
+
+def build_savgan(cfg) -> nn.ModuleDict:
+    """The three networks of a SAVGAN (or 3DGAN) config."""
+    return nn.ModuleDict({"generator": VideoGenerator(cfg), "video_critic": VideoCritic(cfg),
+                          "frame_critic": FrameCritic(cfg)})

@@ -1,0 +1,196 @@
+"""napari layers <-> our TIFFs: the npe2 writer and reader, and generated samples as layer data.
+
+No Qt here. A generated array (N, C, *sample_axes) becomes one image layer per
+channel with named axes and the provenance in ``metadata["napari_biogan"]``;
+File > Save Layers writes the same ImageJ hyperstack with provenance as the
+Export widget (core/export.py), and the reader opens such a file back into the
+same layers, provenance included. TIFFs without our provenance are left to
+napari's own reader.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .core.errors import DataError
+from .core.export import PROVENANCE_KEY, read_provenance, write_tiff
+
+LayerData = tuple[Any, dict[str, Any], str]
+TIFF_SUFFIXES = (".tif", ".tiff")
+_AXIS_LETTERS = "NTZCYX"
+
+
+# -- generated samples -> layers --------------------------------------------------------------
+
+def sample_layers(images: np.ndarray, channels: Sequence[Any], axes: str, name: str,
+                  provenance: dict[str, Any]) -> list[LayerData]:
+    """One image layer per channel from ``images`` shaped like ``axes`` with a "C" axis.
+
+    ``axes`` names every axis of ``images`` (e.g. "NCYX", "NCTYX", "CYX");
+    ``channels`` are :class:`core.registry.Channel`-like (``name``, ``colormap``).
+    """
+    axes = axes.upper()
+    if images.ndim != len(axes) or "C" not in axes:
+        raise DataError(f"Cannot split an array of shape {images.shape} with axes '{axes}' into channels.")
+    c_axis = axes.index("C")
+    layer_axes = axes.replace("C", "")
+    listed = [{"name": ch.name, "colormap": ch.colormap} for ch in channels]
+    layers = []
+    for index, channel in enumerate(channels):
+        data = np.take(images, index, axis=c_axis)
+        label = name if len(channels) == 1 else f"{name} {channel.name}"
+        meta = {**provenance, "axes": layer_axes, "channel": channel.name, "channels": listed}
+        layers.append((data, {"name": label, "colormap": channel.colormap, "blending": "additive"
+                              if len(channels) > 1 else "translucent", "contrast_limits": (0.0, 1.0),
+                              "axis_labels": tuple(layer_axes), "metadata": {PROVENANCE_KEY: meta}},
+                       "image"))
+    return layers
+
+
+# -- layers -> one array with named axes ------------------------------------------------------------
+
+def layer_axes(data: np.ndarray, meta: dict[str, Any]) -> str:
+    """The axis letters of a layer: from our provenance, else its axis labels, else a guess by ndim."""
+    ndim = np.ndim(data)
+    ours = (meta.get("metadata") or {}).get(PROVENANCE_KEY) or {}
+    axes = str(ours.get("axes", "")).upper()
+    if len(axes) == ndim:
+        return axes
+    labels = [str(a).upper() for a in (meta.get("axis_labels") or ())]
+    if len(labels) == ndim and all(len(a) == 1 and a in _AXIS_LETTERS for a in labels) \
+            and len(set(labels)) == ndim and labels[-2:] == ["Y", "X"]:
+        return "".join(labels)
+    guesses = {2: "YX", 3: "NYX", 4: "NTYX"}
+    if ndim not in guesses:
+        raise DataError(f"Cannot tell the axes of a {ndim}-D layer; export 2-D to 4-D image layers.")
+    return guesses[ndim]
+
+
+def stack_layers(layer_data: Sequence[LayerData]) -> tuple[np.ndarray, str, dict[str, Any]]:
+    """Image layers of one shape -> (array, axes, provenance); several layers become channels."""
+    images = [(np.asarray(d), m) for d, m, kind in layer_data if kind == "image"]
+    if not images:
+        raise DataError("There is no image layer to save.")
+    arrays, axes_list, names, provs = [], [], [], []
+    for data, meta in images:
+        axes = layer_axes(data, meta)
+        if meta.get("rgb") and data.shape[-1] in (3, 4):  # RGB layers: colour becomes the channel axis
+            data, axes = np.moveaxis(data, -1, 0), "C" + axes[:-1]
+        arrays.append(data)
+        axes_list.append(axes)
+        names.append(str(meta.get("name", f"layer {len(names)}")))
+        provs.append((meta.get("metadata") or {}).get(PROVENANCE_KEY) or {})
+    if len({a.shape for a in arrays}) > 1 or len(set(axes_list)) > 1:
+        shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays))
+        raise DataError(f"Layers saved together must have the same shape and axes; got {shapes}.")
+    axes = axes_list[0]
+    if len(arrays) == 1:
+        stack = arrays[0] if "C" in axes else arrays[0][np.newaxis]
+        axes = axes if "C" in axes else "C" + axes
+    elif "C" in axes:
+        raise DataError("Several layers that each have channels cannot be saved as one file.")
+    else:
+        stack, axes = np.stack(arrays), "C" + axes
+    provenance = {k: v for k, v in provs[0].items() if k not in ("axes", "channel")}
+    provenance["channels"] = [{"name": p.get("channel", n), "colormap": str(_colormap_name(m))}
+                              for p, n, (_, m) in zip(provs, names, images)] if len(images) > 1 \
+        else provs[0].get("channels") or [{"name": provs[0].get("channel", names[0]),
+                                           "colormap": str(_colormap_name(images[0][1]))}]
+    provenance["layers"] = names
+    return stack, axes, provenance
+
+
+def _colormap_name(meta: dict[str, Any]) -> str:
+    cmap = meta.get("colormap", "gray")
+    return getattr(cmap, "name", cmap) if not isinstance(cmap, dict) else cmap.get("name", "gray")
+
+
+# -- npe2 writer ---------------------------------------------------------------------------------------
+
+def write_layers(path: str, layer_data: list[LayerData]) -> list[str]:
+    """npe2 writer: image layers -> one ImageJ TIFF with provenance (float32).
+
+    napari's Save dialog has already asked before replacing a file, so this overwrites.
+    """
+    stack, axes, provenance = stack_layers(layer_data)
+    if Path(path).suffix.lower() not in TIFF_SUFFIXES:
+        path = f"{path}.tif"
+    written = write_tiff(path, np.asarray(stack, dtype=np.float32), axes, provenance, dtype="float32",
+                         overwrite=True)
+    return [str(written)]
+
+
+# -- npe2 reader -----------------------------------------------------------------------------------------
+
+def get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
+    """npe2 reader hook: our reader for TIFFs written with napari-biogan provenance, else None."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if not str(path).lower().endswith(TIFF_SUFFIXES) or not os.path.isfile(path):
+        return None
+    try:
+        if not read_provenance(path).get("axes_in"):
+            return None
+    except DataError:
+        return None
+    return read_tiff
+
+
+def read_tiff(path: str | list[str]) -> list[LayerData]:
+    """Our TIFF -> one image layer per channel, with the provenance as layer metadata."""
+    import tifffile
+
+    if isinstance(path, (list, tuple)):
+        path = path[0]
+    provenance = read_provenance(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            stack = tif.asarray(squeeze=False)  # ImageJ: T, Z, C, Y, X, S
+    except (OSError, ValueError, tifffile.TiffFileError) as err:
+        raise DataError(f"Cannot read {Path(path).name} as a TIFF file.") from err
+    images, axes = from_hyperstack(stack, str(provenance.get("axes_in", "")))
+    if provenance.get("dtype") == "uint16" and images.dtype == np.uint16:
+        images = images.astype(np.float32) / 65535.0  # back to the generator's [0, 1]
+    if "C" not in axes:
+        images, axes = images[np.newaxis], "C" + axes
+    n_channels = images.shape[axes.index("C")]
+    listed = list(provenance.get("channels") or [])
+    channels = [_Channel(str(c.get("name", f"channel {i}")), str(c.get("colormap", "gray")))
+                for i, c in enumerate(listed[:n_channels])]
+    channels += [_Channel(f"channel {i}", "gray") for i in range(len(channels), n_channels)]
+    clean = {k: v for k, v in provenance.items() if k not in ("axes_in", "layers")}
+    clean["source_file"] = str(path)
+    return sample_layers(images, channels, axes, Path(path).stem, clean)
+
+
+def from_hyperstack(stack: np.ndarray, axes_in: str) -> tuple[np.ndarray, str]:
+    """Undo :func:`core.export.to_hyperstack`: a TZCYX stack back to the axes it was written with."""
+    axes_in = axes_in.upper()
+    hyper = "TZCYX"
+    if stack.ndim == len(hyper) + 1 and stack.shape[-1] == 1:  # the samples-per-pixel axis
+        stack = stack[..., 0]
+    if stack.ndim != len(hyper) or not axes_in or not axes_in.endswith("YX"):
+        squeezed = np.squeeze(stack)
+        guesses = {2: "YX", 3: "NYX", 4: "NTYX", 5: "NTZYX"}
+        if squeezed.ndim not in guesses:
+            raise DataError(f"Cannot tell the axes of a TIFF of shape {stack.shape}.")
+        return squeezed, guesses[squeezed.ndim]
+    named = "".join({"N": "T" if "T" not in axes_in else "Z"}.get(a, a) for a in axes_in)
+    keep = [hyper.index(a) for a in named]
+    drop = tuple(i for i in range(len(hyper)) if i not in keep)
+    if any(stack.shape[i] != 1 for i in drop):
+        raise DataError(f"The TIFF's shape {stack.shape} does not match its recorded axes '{axes_in}'.")
+    data = np.squeeze(stack, axis=drop)
+    order = sorted(keep)  # axes left after squeezing, in TZCYX order
+    return np.transpose(data, [order.index(i) for i in keep]), axes_in
+
+
+class _Channel:
+    def __init__(self, name: str, colormap: str):
+        self.name, self.colormap = name, colormap

@@ -1,0 +1,129 @@
+"""Video metrics of SAVGAN (REFERENCE section 1): AACD, flips/seq, cosTS, FVD.
+
+Videos are arrays (N, T, Y, X) (a channel axis after T, (N, T, C, Y, X), is
+averaged where a metric needs one image per frame) with intensities in
+``value_range`` (default [0, 1], what ``GanModel.render`` and the data loaders give).
+
+AACD scale: the paper's values (0.47 to 2.26) only make sense on a 0..255 scale
+(a Moving-MNIST frame's mean is about 6 on that scale and 0.025 on a 0..1 one),
+so :func:`aacd` maps ``value_range`` to 0..``scale`` with ``scale`` = 255 by
+default; pass ``scale=1`` for AACD in the videos' own units.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+
+from ..core.errors import DataError
+from .frechet import frechet_distance
+
+
+class FrameClassifier(Protocol):
+    """What flips/seq and cosTS need: labels and feature vectors of frames (n, Y, X) in [0, 1]."""
+
+    def predict(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def features(self, frames: np.ndarray) -> np.ndarray: ...
+
+
+def as_videos(videos, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """(N, T, Y, X) float64 rescaled from ``value_range`` to [0, 1]; (N, T, C, Y, X) is averaged over C."""
+    data = np.asarray(videos)
+    if data.dtype.kind not in "uifb":
+        raise DataError(f"Videos must be numeric, not {data.dtype}.")
+    if data.ndim == 5:
+        data = data.mean(2)
+    if data.ndim != 4:
+        raise DataError(f"Expected videos shaped (N, T, Y, X); got {data.shape}.")
+    if data.shape[0] < 1 or data.shape[1] < 2:
+        raise DataError("Video metrics need at least one video of at least 2 frames.")
+    low, high = float(value_range[0]), float(value_range[1])
+    if not high > low:
+        raise DataError(f"The value range {value_range} must be (low, high) with high > low.")
+    return (data.astype(np.float64) - low) / (high - low)
+
+
+def aacd(videos, value_range: tuple[float, float] = (0.0, 1.0), scale: float = 255.0) -> float:
+    """Average absolute change in mean intensity between consecutive frames (lower = steadier).
+
+    Per video: m_t = mean intensity of frame t; ACD = mean over t of |m_{t+1} - m_t|;
+    AACD = mean of ACD over videos, on a 0..``scale`` intensity scale.
+    """
+    data = as_videos(videos, value_range) * scale
+    means = data.mean(axis=(2, 3))                      # (N, T)
+    return float(np.abs(np.diff(means, axis=1)).mean(axis=1).mean())
+
+
+def _classifier(classifier):
+    if classifier is None:
+        from .digit_classifier import load_digit_classifier
+
+        return load_digit_classifier()
+    return classifier
+
+
+def flips_per_sequence(videos, classifier: FrameClassifier | None = None,
+                       value_range: tuple[float, float] = (0.0, 1.0)) -> float:
+    """Mean over videos of the number of t with label_t != label_{t-1} (0 is best).
+
+    Labels come from ``classifier`` (default: the shipped digit classifier).
+    """
+    data = as_videos(videos, value_range).astype(np.float32)
+    labels = np.asarray(_classifier(classifier).predict(data)).reshape(data.shape[:2])
+    return float((labels[:, 1:] != labels[:, :-1]).sum(axis=1).mean())
+
+
+def cos_ts(videos, classifier: FrameClassifier | None = None,
+           value_range: tuple[float, float] = (0.0, 1.0)) -> float:
+    """Mean cosine similarity of classifier features of frames t and t+1 (over t and videos; 1 is best)."""
+    data = as_videos(videos, value_range).astype(np.float32)
+    feats = np.asarray(_classifier(classifier).features(data), dtype=np.float64)
+    feats = feats.reshape(*data.shape[:2], -1)
+    a, b = feats[:, :-1], feats[:, 1:]
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    cos = (a * b).sum(-1) / np.maximum(norms, 1e-12)
+    return float(cos.mean())
+
+
+def frechet_video_distance(real, fake, features: str | Callable[[np.ndarray], np.ndarray] = "stats",
+                           value_range: tuple[float, float] = (0.0, 1.0)) -> float:
+    """Fréchet distance between video features of ``real`` and ``fake`` clips (lower = closer).
+
+    ``features``: "stats" (network-free appearance + motion statistics, for any
+    videos, e.g. cells), "digits" (the shipped digit classifier's per-frame
+    features pooled over time, for Moving MNIST), or a callable videos (N, T, Y, X)
+    in [0, 1] -> (N, d), e.g. :func:`~napari_biogan.metrics.video_features.load_i3d_torchscript`'s
+    result for the standard I3D FVD. Values from different feature sets are not comparable.
+    """
+    from .video_features import feature_function
+
+    extract = feature_function(features)
+    real_v = as_videos(real, value_range).astype(np.float32)
+    fake_v = as_videos(fake, value_range).astype(np.float32)
+    if len(real_v) < 2 or len(fake_v) < 2:
+        raise DataError("FVD needs at least 2 real and 2 generated videos (256 or more for stable values).")
+    return frechet_distance(extract(real_v), extract(fake_v))
+
+
+def moving_mnist_metrics(fake, real=None, classifier: FrameClassifier | None = None,
+                         value_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
+    """The paper's Moving-MNIST table: AACD, flips/seq, cosTS, and a digit-feature FVD when ``real`` is given."""
+    classifier = _classifier(classifier)
+    out = {"aacd": aacd(fake, value_range), "flips_per_seq": flips_per_sequence(fake, classifier, value_range),
+           "cos_ts": cos_ts(fake, classifier, value_range)}
+    if real is not None:
+        from .video_features import digit_video_features
+
+        out["fvd_digits"] = frechet_video_distance(
+            real, fake, lambda v: digit_video_features(v, classifier), value_range)
+    return out
+
+
+def cell_video_metrics(fake, real=None, value_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
+    """AACD of generated cell videos and, with ``real`` clips, the network-free statistical FVD."""
+    out = {"aacd": aacd(fake, value_range)}
+    if real is not None:
+        out["fvd_stats"] = frechet_video_distance(real, fake, "stats", value_range)
+    return out

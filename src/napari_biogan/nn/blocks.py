@@ -1,0 +1,120 @@
+"""Building blocks shared by the video families (SAVGAN, 3DGAN, TGANv2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def spectral(layer: nn.Module, enabled: bool = True) -> nn.Module:
+    """``layer`` with spectral normalisation of its weight when ``enabled``."""
+    return nn.utils.parametrizations.spectral_norm(layer) if enabled else layer
+
+
+def doublings(size: int, levels: int) -> int:
+    """How many of ``levels`` x2 up-samplings an axis of ``size`` can take (its factors of two, capped)."""
+    count = 0
+    while count < levels and size % 2 == 0:
+        size //= 2
+        count += 1
+    return count
+
+
+class UpBlock3d(nn.Module):
+    """ConvTranspose3d k4 s2 p1 (x2 in Y and X; in T too, or k3 s1 p1 when ``double_time`` is False),
+    then InstanceNorm and ReLU: one SAVGAN generator level."""
+
+    def __init__(self, c_in: int, c_out: int, double_time: bool = True, spectral_norm: bool = True,
+                 norm: bool = True):
+        super().__init__()
+        kernel_t, stride_t = (4, 2) if double_time else (3, 1)
+        self.conv = spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2), 1), spectral_norm)
+        self.norm = nn.InstanceNorm3d(c_out) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.norm(self.conv(x)))
+
+
+class DownConv3d(nn.Module):
+    """Spectrally normalised Conv3d + LeakyReLU for a map of ``shape`` (T, Y, X).
+
+    Each axis of 4 or more is halved (k4 s2 p1), a shorter one kept (k3 s1 p1). ``first``
+    gives SAVGAN's first critic layer: k4 with stride 1 in T (T -> T - 1).
+    """
+
+    def __init__(self, c_in: int, c_out: int, shape: tuple[int, int, int], slope: float = 0.1,
+                 first: bool = False):
+        super().__init__()
+        kernel, stride = [], []
+        for axis, size in enumerate(shape):
+            if size < 4:
+                kernel.append(3), stride.append(1)
+            else:
+                kernel.append(4), stride.append(1 if (axis == 0 and first) else 2)
+        self.conv = spectral(nn.Conv3d(c_in, c_out, tuple(kernel), tuple(stride), 1))
+        self.slope = slope
+        self.out_shape = tuple((s + 2 - k) // st + 1 for s, k, st in zip(shape, kernel, stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(self.conv(x), self.slope)
+
+
+class ConvLSTMCell(nn.Module):
+    """Convolutional LSTM cell (Shi et al. 2015): the gates are 3x3 convolutions of [x, h]."""
+
+    def __init__(self, c_in: int, c_hidden: int, kernel: int = 3):
+        super().__init__()
+        self.c_hidden = c_hidden
+        self.gates = nn.Conv2d(c_in + c_hidden, 4 * c_hidden, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.c_hidden, *x.shape[2:])
+            state = (zeros, zeros)
+        h, c = state
+        i, f, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class ResUp2d(nn.Module):
+    """BigGAN/TGANv2-style residual up-block for 2D maps: BN-ReLU-up-conv3-BN-ReLU-conv3 + up-conv1 skip."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.skip(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class ResDown3d(nn.Module):
+    """Residual down-block for video critics: LReLU-conv3-LReLU-conv3, average-pooled, + pooled conv1 skip.
+
+    Pools x2 in Y and X, and in T while T >= 2; no normalisation (WGAN-GP critics).
+    """
+
+    def __init__(self, c_in: int, c_out: int, pool: bool = True, slope: float = 0.2):
+        super().__init__()
+        self.conv1 = nn.Conv3d(c_in, c_out, 3, padding=1)
+        self.conv2 = nn.Conv3d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv3d(c_in, c_out, 1)
+        self.pool, self.slope = pool, slope
+
+    def _down(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.pool:
+            return x
+        return F.avg_pool3d(x, (2 if x.shape[2] >= 2 else 1, 2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.leaky_relu(x, self.slope))
+        h = self.conv2(F.leaky_relu(h, self.slope))
+        return self._down(h) + self._down(self.skip(x))

@@ -1,0 +1,82 @@
+"""File > Open Sample > napari-biogan: generated digits, Moving MNIST, T98G cell clips.
+
+The digits come from the shipped demo model, so they always work. Moving MNIST
+and the T98G clips are built from public data sets that live beside the project
+(not in the package); without them the entry fails with one plain sentence.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from .core.errors import DataError
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+#: samples shown by "Synthetic digits"
+DIGITS_N, DIGITS_SEED = 16, 0
+#: Moving MNIST clips built for the sample (the paper's 10 frames of 64x64)
+MMNIST_CLIPS = 16
+#: T98G clips: (frames, height, width) and how many
+T98G_CLIP_SIZE, T98G_MAX_CLIPS = (16, 64, 64), 12
+
+
+def synthetic_digits() -> list[LayerData]:
+    """16 digits from the shipped demo model, seed 0, as one (N, Y, X) layer with provenance."""
+    from .core.model import GanModel
+    from .core.zoo import resolve_model
+    from .io import sample_layers
+
+    model = GanModel.load(resolve_model(None), device="cpu")
+    try:
+        images = model.sample(DIGITS_N, seed=DIGITS_SEED, precision="fp32")
+    finally:
+        model.release()
+    provenance = {"family": model.family.name, "model": model.name, "model_sha256": model.sha256,
+                  "seed": DIGITS_SEED, "n": DIGITS_N, "latent": "torch.randn from seed (CPU generator)",
+                  "precision": "fp32"}
+    return sample_layers(images, model.channels, "NC" + "".join(model.family.sample_axes),
+                         "synthetic digits", provenance)
+
+
+def moving_mnist() -> list[LayerData]:
+    """16 Moving MNIST clips (N, T, Y, X): one digit bouncing horizontally on a 64x64 canvas."""
+    mnist = _data_module("mnist", "Moving MNIST")
+    moving = _data_module("moving_mnist", "Moving MNIST")
+    digits, _ = mnist.load_mnist_test()
+    clips = np.asarray(moving.build_moving_mnist(digits, MMNIST_CLIPS, frames=10, size=64, seed=0),
+                       dtype=np.float32)
+    return [(clips, {"name": "moving mnist", "axis_labels": ("N", "T", "Y", "X"), "colormap": "gray",
+                     "contrast_limits": (0.0, 1.0),
+                     "metadata": {"source": "MNIST test digits, Moving MNIST (SAVGAN layout), seed 0"}},
+             "image")]
+
+
+def t98g_clips() -> list[LayerData]:
+    """Clips (N, T, Y, X) cropped around moving T98G glioblastoma cells (Usiigaci time-lapse)."""
+    clips_module = _data_module("clips", "The T98G cell clips")
+    movie, tracks = clips_module.load_t98g()
+    clips, info = clips_module.crop_moving_clips(movie, size=T98G_CLIP_SIZE, max_clips=T98G_MAX_CLIPS,
+                                                 tracks=tracks, seed=0)
+    clips = np.asarray(clips, dtype=np.float32)
+    if len(clips) == 0:
+        raise DataError("No moving cells were found in the T98G time-lapse.")
+    low, high = np.percentile(clips, [0.5, 99.5])
+    return [(clips, {"name": "t98g clips", "axis_labels": ("N", "T", "Y", "X"), "colormap": "gray",
+                     "contrast_limits": (float(low), float(high)),
+                     "metadata": {"source": "Usiigaci T98G phase-contrast time-lapse (MIT, OIST 2018)",
+                                  "clips": [dict(i) for i in info] if info is not None else []}},
+             "image")]
+
+
+def _data_module(name: str, what: str):
+    """A module of ``napari_biogan.data``, or a plain DataError if this installation lacks it."""
+    try:
+        return importlib.import_module(f"napari_biogan.data.{name}")
+    except ModuleNotFoundError as err:
+        if err.name and err.name.startswith("napari_biogan"):
+            raise DataError(f"{what} needs napari_biogan.data.{name}, which this installation lacks.") from None
+        raise

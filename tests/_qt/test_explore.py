@@ -1,0 +1,83 @@
+"""Explore widget: live sliders through the latest-only render thread, keyframe paths."""
+
+import numpy as np
+
+from napari_biogan._qt.explore_widget import LAYER_NAME, PATH_LAYER_NAME, ExploreWidget
+from napari_biogan._qt.session import session_for
+from napari_biogan.core.export import PROVENANCE_KEY
+from napari_biogan.core.model import GanModel
+
+
+def _explore(make_napari_viewer, qtbot, model_file):
+    viewer = make_napari_viewer()
+    model = GanModel.load(model_file, device="cpu")
+    session_for(viewer).set_model(model)
+    widget = ExploreWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: len(widget.direction_sliders) > 0 and not widget.busy, timeout=20000)
+    qtbot.waitUntil(lambda: widget.applied_id == widget.renderer.last_id, timeout=5000)
+    return viewer, widget, model
+
+
+def _settled(qtbot, widget):
+    qtbot.waitUntil(lambda: widget.renderer.idle() and widget.applied_id == widget.renderer.last_id,
+                    timeout=10000)
+
+
+def test_slider_drag_updates_the_layer_and_skips_stale_renders(make_napari_viewer, qtbot, tiny_model_file):
+    viewer, widget, model = _explore(make_napari_viewer, qtbot, tiny_model_file)
+    layer = viewer.layers[LAYER_NAME]
+    assert layer.data.shape == (32, 32)
+    before = layer.data.copy()
+    rendered_before = widget.renderer.rendered
+    slider = widget.direction_sliders[0]
+    # a fast drag: 60 values with no event processing in between, as a mouse drag outruns renders
+    for value in np.linspace(-3, 3, 60):
+        slider.setValue(float(value))
+    _settled(qtbot, widget)
+    assert widget.renderer.skipped > 0
+    assert widget.renderer.rendered - rendered_before < 60
+    assert not np.array_equal(layer.data, before)
+    # the layer shows the LAST slider position, exactly as the core renders it
+    expected = model.render(widget.current_latent(), precision="fp32")[0, 0]
+    np.testing.assert_array_equal(layer.data, expected)
+    prov = layer.metadata[PROVENANCE_KEY]
+    assert prov["directions"][0] == 3.0 and len(prov["latent"]) == 64
+
+
+def test_seed_changes_the_sample_and_reset_restores_it(make_napari_viewer, qtbot, tiny_model_file):
+    viewer, widget, model = _explore(make_napari_viewer, qtbot, tiny_model_file)
+    layer = viewer.layers[LAYER_NAME]
+    seed0 = layer.data.copy()
+    np.testing.assert_array_equal(seed0, model.sample(1, seed=0, precision="fp32")[0, 0])
+    widget.seed_spin.setValue(3)
+    _settled(qtbot, widget)
+    np.testing.assert_array_equal(layer.data, model.sample(1, seed=3, precision="fp32")[0, 0])
+    widget.direction_sliders[1].setValue(2.0)
+    _settled(qtbot, widget)
+    widget.seed_spin.setValue(0)
+    widget.reset()
+    _settled(qtbot, widget)
+    np.testing.assert_array_equal(layer.data, seed0)
+
+
+def test_keyframe_path_layer(make_napari_viewer, qtbot, tiny_model_file):
+    viewer, widget, model = _explore(make_napari_viewer, qtbot, tiny_model_file)
+    assert not widget.path_button.isEnabled()
+    widget.add_key_button.click()
+    widget.seed_spin.setValue(5)
+    widget.add_key_button.click()
+    widget.direction_sliders[0].setValue(1.5)
+    widget.add_key_button.click()
+    assert widget.path_button.isEnabled()
+    widget.steps_spin.setValue(4)
+    widget.path_button.click()
+    qtbot.waitUntil(lambda: PATH_LAYER_NAME in viewer.layers, timeout=10000)
+    path = viewer.layers[PATH_LAYER_NAME]
+    assert path.data.shape == (2 * 4 + 1, 32, 32)
+    assert tuple(path.axis_labels) == ("T", "Y", "X")
+    # the path starts and ends on the keyframes
+    np.testing.assert_allclose(path.data[0], model.sample(1, seed=0, precision="fp32")[0, 0], atol=1e-5)
+    np.testing.assert_allclose(path.data[-1], model.render(widget.keyframes[-1], precision="fp32")[0, 0],
+                               atol=1e-5)
+    assert len(path.metadata[PROVENANCE_KEY]["keyframes"]) == 3

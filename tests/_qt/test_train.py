@@ -1,0 +1,99 @@
+"""Train widget: a tiny model trained from a layer; loss plot, previews, cancel, resume, errors."""
+
+import numpy as np
+import pytest
+
+from napari_biogan._qt.session import session_for
+from napari_biogan._qt.train_widget import TrainWidget, parse_overrides
+from napari_biogan.core.checkpoint import read_card
+from napari_biogan.core.errors import DataError
+
+
+def _blobs(n=24, size=32, seed=0):
+    """Bright discs at random places: something a GAN can start to learn."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    out = np.zeros((n, size, size), np.float32)
+    for i in range(n):
+        cy, cx, r = rng.uniform(8, 24), rng.uniform(8, 24), rng.uniform(3, 7)
+        out[i] = ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r).astype(np.float32)
+    return out
+
+
+def _train_widget(make_napari_viewer, tmp_path, steps):
+    viewer = make_napari_viewer()
+    viewer.add_image(_blobs(), name="blobs")
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.family_combo.setCurrentIndex(widget.family_combo.findData("dcgan2d"))
+    widget.layer_picker.setCurrentText("blobs")
+    widget.config_edit.setText("base_width=8")
+    widget.steps_spin.setValue(steps)
+    widget.batch_spin.setValue(8)
+    widget.preview_spin.setValue(3)
+    widget.output_row.set_path(tmp_path / "trained.safetensors")
+    return viewer, widget
+
+
+def test_train_from_a_layer_updates_plot_and_previews(make_napari_viewer, wait_workers, tmp_path):
+    viewer, widget = _train_widget(make_napari_viewer, tmp_path, steps=6)
+    widget.start_button.click()
+    assert widget.cancel_button.isEnabled()
+    wait_workers(widget, timeout=60000)
+    kinds = [e.kind for e in widget.events]
+    assert kinds.count("step") == 6 and kinds[-1] == "finished"
+    assert set(widget.loss_plot.series) == {"critic", "generator"}
+    assert widget.loss_plot.points == 12
+    assert widget.previews == 2  # steps 3 and 6
+    assert not widget.preview_label.pixmap().isNull()
+    assert (tmp_path / "trained.safetensors").is_file()
+    assert read_card(tmp_path / "trained.safetensors")["training"]["steps"] == 6
+    assert widget.use_button.isEnabled() and widget.start_button.isEnabled()
+    widget.use_button.click()
+    wait_workers(widget)
+    model = session_for(viewer).model
+    assert model is not None and model.path == tmp_path / "trained.safetensors"
+    assert model.config.base_width == 8
+
+
+def test_cancel_keeps_a_checkpoint_and_resume_continues(make_napari_viewer, qtbot, wait_workers, tmp_path):
+    viewer, widget = _train_widget(make_napari_viewer, tmp_path, steps=100_000)
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: sum(e.kind == "step" for e in widget.events) >= 3, timeout=60000)
+    widget.cancel_button.click()
+    wait_workers(widget, timeout=30000)
+    last = widget.events[-1]
+    assert last.kind == "cancelled" and 3 <= last.step < 100_000
+    path = tmp_path / "trained.safetensors"
+    assert read_card(path)["training_state"]["step"] == last.step
+    assert widget.resume_row.path() == str(path)
+    # resume from the kept checkpoint for two more steps
+    widget.steps_spin.setValue(last.step + 2)
+    widget.start_button.click()
+    wait_workers(widget, timeout=60000)
+    assert widget.events[-1].kind == "finished" and widget.events[-1].step == last.step + 2
+    assert [e.step for e in widget.events if e.kind == "step"] == [last.step + 1, last.step + 2]
+
+
+def test_bad_training_input_gives_a_notification(make_napari_viewer, wait_workers, notifications, tmp_path):
+    viewer, widget = _train_widget(make_napari_viewer, tmp_path, steps=2)
+    widget.config_edit.setText("no_such_option=3")
+    widget.start_button.click()
+    wait_workers(widget)
+    assert any("no_such_option" in str(n.message) for n in notifications)
+    assert widget.start_button.isEnabled()
+    assert not (tmp_path / "trained.safetensors").exists()
+    # a layer that is not images of the right kind (a 1-D profile)
+    viewer.add_image(np.zeros((5, 7, 9, 11, 3), np.float32), name="odd")
+    widget.layer_picker.setCurrentText("odd")
+    widget.config_edit.setText("")
+    widget.start_button.click()
+    wait_workers(widget)
+    assert any("Expected images" in str(n.message) for n in notifications)
+
+
+def test_parse_overrides():
+    assert parse_overrides("height=48, width=80; channel_names=red/green, x=1.5") == {
+        "height": 48, "width": 80, "channel_names": ("red", "green"), "x": 1.5}
+    with pytest.raises(DataError):
+        parse_overrides("height")
