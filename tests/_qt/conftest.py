@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from napari_biogan.core.model import GanModel
+
+# One intra-op thread: the widget tests run tiny models, and on a small shared machine two
+# OpenMP threads fighting other processes for two cores make each step 5-10x slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

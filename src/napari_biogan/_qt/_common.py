@@ -111,6 +111,13 @@ def _forget(session: ModelSession, uid: int, slot) -> None:
     session.detach(uid)
 
 
+def compact(combo: QComboBox, characters: int = 16) -> QComboBox:
+    """Keep a combo box with long entries from widening the whole dock."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
+    return combo
+
+
 class PathRow(QWidget):
     """A path field with a Browse button: mode "open", "save" or "folder"."""
 
@@ -149,6 +156,7 @@ class ImageLayerPicker(QComboBox):
 
     def __init__(self, viewer, parent=None):
         super().__init__(parent)
+        compact(self)
         self.viewer = viewer
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.reordered):

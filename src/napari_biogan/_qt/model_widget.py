@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit,
                             QPushButton, QVBoxLayout, QWidget)
 
 from ..core.device import DEVICE_CHOICES
-from ._common import PathRow, SessionWidget, add_layers, notify
+from ._common import PathRow, SessionWidget, add_layers, compact, notify
 
 ALL_FAMILIES = "All families"
 
@@ -85,13 +86,13 @@ class ModelWidget(SessionWidget):
 
         pick = QGroupBox("Model")
         form = QFormLayout(pick)
-        self.family_combo = QComboBox()
+        self.family_combo = compact(QComboBox())
         self.family_combo.addItem(ALL_FAMILIES, "")
         for name, title in self._titles.items():
             self.family_combo.addItem(title, name)
         self.family_combo.currentIndexChanged.connect(self.refresh_models)
         form.addRow("Family", self.family_combo)
-        self.model_combo = QComboBox()
+        self.model_combo = compact(QComboBox())
         form.addRow("Model", self.model_combo)
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICE_CHOICES)
@@ -150,7 +151,9 @@ class ModelWidget(SessionWidget):
             if info.family not in self._titles or (family and info.family != family):
                 continue  # e.g. a digit classifier in the zoo: not a generator
             where = "shipped" if info.shipped else "yours"
-            self.model_combo.addItem(f"{info.name} ({where}): {info.description or info.data}", str(info.path))
+            self.model_combo.addItem(f"{info.name} ({where})", str(info.path))
+            self.model_combo.setItemData(self.model_combo.count() - 1, info.description or info.data,
+                                         Qt.ItemDataRole.ToolTipRole)
         self.load_button.setEnabled(self.model_combo.count() > 0)
         self.new_button.setEnabled(bool(family))
 

@@ -70,12 +70,16 @@ class LossPlot(QWidget):
             painter.setPen(QPen(QColor("#555555"), 1, Qt.PenStyle.DashLine))
             painter.drawLine(to_px(s0, 0.0), to_px(s1, 0.0))
         stride_px = max(1, int(rect.width()))
-        for i, (name, pts) in enumerate(sorted(self.series.items())):
-            color = QColor(_LINE_COLORS[i % len(_LINE_COLORS)])
+        series = sorted(self.series.items())
+        for i, (name, pts) in enumerate(series):
             stride = max(1, len(pts) // stride_px)  # about one point per pixel column
-            painter.setPen(QPen(color, 1.5))
+            painter.setPen(QPen(QColor(_LINE_COLORS[i % len(_LINE_COLORS)]), 1.5))
             painter.drawPolyline(QPolygonF([to_px(s, v) for s, v in pts[::stride]] + [to_px(*pts[-1])]))
-            painter.drawText(QPointF(rect.left() + 6, rect.top() + 14 + 14 * i), f"{name} {pts[-1][1]:.3f}")
+        legend = QRectF(rect.left() + 4, rect.top() + 4, 150, 6 + 15 * len(series))
+        painter.fillRect(legend, QColor(38, 41, 48, 210))  # keep the legend readable over the lines
+        for i, (name, pts) in enumerate(series):
+            painter.setPen(QColor(_LINE_COLORS[i % len(_LINE_COLORS)]))
+            painter.drawText(QPointF(legend.left() + 4, legend.top() + 15 + 15 * i), f"{name} {pts[-1][1]:.3f}")
         painter.end()
 
 

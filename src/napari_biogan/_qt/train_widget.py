@@ -12,7 +12,7 @@ from napari.utils import progress
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                             QPushButton, QRadioButton, QSpinBox, QWidget)
 
-from ._common import ImageLayerPicker, PathRow, SessionWidget, notify
+from ._common import ImageLayerPicker, PathRow, SessionWidget, compact, notify
 from .train_views import LossPlot, preview_image, to_pixmap
 
 
@@ -33,6 +33,7 @@ class TrainJob:
     preview_every: int = 50
     checkpoint_every: int = 200
     description: str = ""
+    hparams: dict[str, Any] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     trainer: Any = None
 
@@ -104,7 +105,7 @@ def run_training(job: TrainJob):
 
     family = get_family(job.family)
     array = load_training_array(job.data) if isinstance(job.data, (str, Path)) else job.data
-    hparams = {"batch_size": job.batch_size} if job.batch_size else {}
+    hparams = {**job.hparams, **({"batch_size": job.batch_size} if job.batch_size else {})}
     settings = TrainSettings(steps=job.steps, seed=job.seed, output=job.output, overwrite=job.overwrite,
                              checkpoint_every=job.checkpoint_every, preview_every=job.preview_every,
                              hparams=hparams, data_description=job.description)
@@ -162,7 +163,7 @@ class TrainWidget(SessionWidget):
         self.layout().addWidget(data_box)
 
         form = QFormLayout()
-        self.family_combo = QComboBox()
+        self.family_combo = compact(QComboBox())
         for name, title in family_titles().items():
             self.family_combo.addItem(title, name)
         self.family_combo.currentIndexChanged.connect(self._suggest_output)
@@ -170,6 +171,10 @@ class TrainWidget(SessionWidget):
         self.config_edit = QLineEdit()
         self.config_edit.setPlaceholderText("config, e.g. height=48, width=80")
         form.addRow("Config", self.config_edit)
+        self.hparams_edit = QLineEdit()
+        self.hparams_edit.setPlaceholderText("training, e.g. loss=bce, n_critic=1, lr_g=2e-4")
+        self.hparams_edit.setToolTip("Overrides of the family's default hyper-parameters; tuples as a/b")
+        form.addRow("Hyper-parameters", self.hparams_edit)
         self.steps_spin = _spin(1, 10_000_000, 1000)
         form.addRow("Steps", self.steps_spin)
         self.batch_spin = _spin(0, 4096, 0)
@@ -243,7 +248,7 @@ class TrainWidget(SessionWidget):
                         overwrite=self.overwrite_check.isChecked(), batch_size=self.batch_spin.value(),
                         resume=self.resume_row.path(), device=self.session.device,
                         preview_every=self.preview_spin.value(), checkpoint_every=self.checkpoint_spin.value(),
-                        description=description)
+                        description=description, hparams=parse_overrides(self.hparams_edit.text()))
 
     def start(self) -> None:
         from ._common import report_error

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # torch is imported lazily so napari starts fast
 FAMILY_MODULES: list[str] = [
     "napari_biogan.families.dcgan2d",
     "napari_biogan.families.savgan",
+    "napari_biogan.families.tganv2",
 ]
 
 _FAMILIES: dict[str, type["Family"]] = {}

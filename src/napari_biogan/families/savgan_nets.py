@@ -14,7 +14,7 @@ from torch import nn
 
 from ..core.errors import DataError
 from ..nn.attention import SelfAttention
-from ..nn.blocks import DownConv3d, UpBlock3d, doublings, spectral
+from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, spectral
 
 
 def generator_plan(frames: int, height: int, width: int, levels: int) -> tuple[tuple[int, int, int], int]:
@@ -45,7 +45,7 @@ class VideoGenerator(nn.Module):
         levels = len(widths)
         start, time_ups = generator_plan(cfg.frames, cfg.height, cfg.width, levels)
         self.latent_dim = cfg.latent_dim
-        self.start = nn.ConvTranspose3d(cfg.latent_dim, widths[0], start)  # z as a 1x1x1 map -> C x T0 x Y0 x X0
+        self.start = LatentProjection3d(cfg.latent_dim, widths[0], start)  # the paper's ConvT3d k(T0, Y0, X0) from z
         self.start_norm = nn.InstanceNorm3d(widths[0])
         self.blocks = nn.ModuleList(
             UpBlock3d(c_in, c_out, double_time=i < time_ups, spectral_norm=True)
@@ -61,7 +61,7 @@ class VideoGenerator(nn.Module):
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The start map (B, C0, T0, Y0, X0): early activations for GANSpace directions."""
-        return F.relu(self.start_norm(self.start(z.reshape(len(z), self.latent_dim, 1, 1, 1))))
+        return F.relu(self.start_norm(self.start(z)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.features(z)

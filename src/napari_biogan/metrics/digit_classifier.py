@@ -75,7 +75,12 @@ class DigitClassifier:
         self.card = card
         self.batch_size = batch_size
 
-    def _run(self, frames: np.ndarray, what: str) -> np.ndarray:
+    def labels_and_features(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (...) and 512-d features (..., 512) of frames (..., Y, X) in [0, 1], in one pass."""
+        logits, feats = self._run(frames)
+        return logits.argmax(-1), feats
+
+    def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
         import torch.nn.functional as F
 
@@ -84,19 +89,19 @@ class DigitClassifier:
             raise DataError(f"Frames must be (..., Y, X) images; got shape {frames.shape}.")
         lead = frames.shape[:-2]
         flat = torch.from_numpy(np.ascontiguousarray(frames.reshape(-1, 1, *frames.shape[-2:])))
-        outs = []
+        logits, feats = [torch.zeros(0, 10)], [torch.zeros(0, FEATURE_DIM)]
         with torch.inference_mode():
             for chunk in flat.split(self.batch_size):
                 if tuple(chunk.shape[-2:]) != (CANVAS, CANVAS):
                     chunk = F.interpolate(chunk, size=(CANVAS, CANVAS), mode="bilinear", align_corners=False)
-                outs.append(self.net.features(chunk) if what == "features" else self.net(chunk))
-        out = torch.cat(outs).numpy() if outs else np.zeros((0, FEATURE_DIM if what == "features" else 10),
-                                                            np.float32)
-        return out.reshape(*lead, out.shape[-1])
+                feats.append(self.net.features(chunk))
+                logits.append(self.net.head(feats[-1]))
+        return (torch.cat(logits).numpy().reshape(*lead, 10),
+                torch.cat(feats).numpy().reshape(*lead, FEATURE_DIM))
 
     def logits(self, frames: np.ndarray) -> np.ndarray:
         """Class scores (..., 10) for frames (..., Y, X) in [0, 1]; other sizes are resized to 64x64."""
-        return self._run(frames, "logits")
+        return self._run(frames)[0]
 
     def predict(self, frames: np.ndarray) -> np.ndarray:
         """Digit labels (...) for frames (..., Y, X) in [0, 1]."""
@@ -104,7 +109,7 @@ class DigitClassifier:
 
     def features(self, frames: np.ndarray) -> np.ndarray:
         """Penultimate 512-d features (..., 512) for frames (..., Y, X) in [0, 1]."""
-        return self._run(frames, "features")
+        return self._run(frames)[1]
 
 
 def load_digit_classifier(path: str | os.PathLike | None = None) -> DigitClassifier:

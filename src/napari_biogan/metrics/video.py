@@ -71,8 +71,7 @@ def flips_per_sequence(videos, classifier: FrameClassifier | None = None,
     Labels come from ``classifier`` (default: the shipped digit classifier).
     """
     data = as_videos(videos, value_range).astype(np.float32)
-    labels = np.asarray(_classifier(classifier).predict(data)).reshape(data.shape[:2])
-    return float((labels[:, 1:] != labels[:, :-1]).sum(axis=1).mean())
+    return _flips(np.asarray(_classifier(classifier).predict(data)).reshape(data.shape[:2]))
 
 
 def cos_ts(videos, classifier: FrameClassifier | None = None,
@@ -80,11 +79,17 @@ def cos_ts(videos, classifier: FrameClassifier | None = None,
     """Mean cosine similarity of classifier features of frames t and t+1 (over t and videos; 1 is best)."""
     data = as_videos(videos, value_range).astype(np.float32)
     feats = np.asarray(_classifier(classifier).features(data), dtype=np.float64)
-    feats = feats.reshape(*data.shape[:2], -1)
+    return _cos_ts(feats.reshape(*data.shape[:2], -1))
+
+
+def _flips(labels: np.ndarray) -> float:
+    return float((labels[:, 1:] != labels[:, :-1]).sum(axis=1).mean())
+
+
+def _cos_ts(feats: np.ndarray) -> float:
     a, b = feats[:, :-1], feats[:, 1:]
     norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
-    cos = (a * b).sum(-1) / np.maximum(norms, 1e-12)
-    return float(cos.mean())
+    return float(((a * b).sum(-1) / np.maximum(norms, 1e-12)).mean())
 
 
 def frechet_video_distance(real, fake, features: str | Callable[[np.ndarray], np.ndarray] = "stats",
@@ -107,17 +112,25 @@ def frechet_video_distance(real, fake, features: str | Callable[[np.ndarray], np
     return frechet_distance(extract(real_v), extract(fake_v))
 
 
-def moving_mnist_metrics(fake, real=None, classifier: FrameClassifier | None = None,
+def moving_mnist_metrics(fake, real=None, classifier=None,
                          value_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
-    """The paper's Moving-MNIST table: AACD, flips/seq, cosTS, and a digit-feature FVD when ``real`` is given."""
-    classifier = _classifier(classifier)
-    out = {"aacd": aacd(fake, value_range), "flips_per_seq": flips_per_sequence(fake, classifier, value_range),
-           "cos_ts": cos_ts(fake, classifier, value_range)}
-    if real is not None:
-        from .video_features import digit_video_features
+    """The paper's Moving-MNIST table: AACD, flips/seq, cosTS, and a digit-feature FVD when ``real`` is given.
 
-        out["fvd_digits"] = frechet_video_distance(
-            real, fake, lambda v: digit_video_features(v, classifier), value_range)
+    ``classifier``: a :class:`~napari_biogan.metrics.digit_classifier.DigitClassifier` (default: the shipped one);
+    the generated frames go through it once for all three classifier metrics.
+    """
+    from .video_features import pool_digit_features
+
+    classifier = _classifier(classifier)
+    data = as_videos(fake, value_range).astype(np.float32)
+    labels, feats = classifier.labels_and_features(data)
+    feats = np.asarray(feats, dtype=np.float64)
+    out = {"aacd": aacd(data), "flips_per_seq": _flips(np.asarray(labels)),
+           "cos_ts": _cos_ts(feats)}
+    if real is not None:
+        real_v = as_videos(real, value_range).astype(np.float32)
+        real_feats = np.asarray(classifier.features(real_v), dtype=np.float64)
+        out["fvd_digits"] = frechet_distance(pool_digit_features(real_feats), pool_digit_features(feats))
     return out
 
 

@@ -62,8 +62,13 @@ def digit_video_features(videos: np.ndarray, classifier=None) -> np.ndarray:
 
         classifier = load_digit_classifier()
     videos = np.asarray(videos, dtype=np.float32)
-    feats = np.asarray(classifier.features(videos), dtype=np.float64).reshape(*videos.shape[:2], -1)
-    change = np.abs(np.diff(feats, axis=1)).mean(1) if videos.shape[1] > 1 else np.zeros_like(feats[:, 0])
+    return pool_digit_features(np.asarray(classifier.features(videos), dtype=np.float64))
+
+
+def pool_digit_features(frame_features: np.ndarray) -> np.ndarray:
+    """Per-frame features (N, T, d) -> (N, 2d): their time-mean, then their mean |change| between frames."""
+    feats = np.asarray(frame_features, dtype=np.float64)
+    change = np.abs(np.diff(feats, axis=1)).mean(1) if feats.shape[1] > 1 else np.zeros_like(feats[:, 0])
     return np.concatenate([feats.mean(1), change], axis=1)
 
 

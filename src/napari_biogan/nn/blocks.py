@@ -118,3 +118,21 @@ class ResDown3d(nn.Module):
         h = self.conv1(F.leaky_relu(x, self.slope))
         h = self.conv2(F.leaky_relu(h, self.slope))
         return self._down(h) + self._down(self.skip(x))
+
+
+class LatentProjection3d(nn.Module):
+    """z (B, D) -> (B, C, T, Y, X): a ConvTranspose3d with kernel (T, Y, X) applied to z as a 1x1x1 map.
+
+    Same weights (D, C, T, Y, X) and per-channel bias as that layer, computed as one
+    matrix product: on CPUs the transposed convolution of a 1x1x1 map is ~100x slower.
+    """
+
+    def __init__(self, latent_dim: int, channels: int, shape: tuple[int, int, int]):
+        super().__init__()
+        self.shape = tuple(shape)
+        layer = nn.ConvTranspose3d(latent_dim, channels, self.shape)  # for its default initialisation
+        self.weight, self.bias = nn.Parameter(layer.weight.detach().clone()), nn.Parameter(layer.bias.detach().clone())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = z.reshape(len(z), -1) @ self.weight.flatten(1)
+        return out.view(len(z), self.weight.shape[1], *self.shape) + self.bias.view(1, -1, 1, 1, 1)

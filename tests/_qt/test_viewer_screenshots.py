@@ -1,0 +1,129 @@
+"""The plugin as a user sees it: widgets docked from the manifest, a shown viewer, screenshots.
+
+Set NAPARI_BIOGAN_SCREENSHOTS=1 to also write the README screenshots to docs/screenshots/
+(the Explore and Train-mid-run shots are only taken then, to keep the default run short).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_biogan._qt.session import session_for
+
+SAVE = os.environ.get("NAPARI_BIOGAN_SCREENSHOTS") == "1"
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def _save(image: np.ndarray, name: str) -> None:
+    if SAVE:
+        import imageio.v3 as iio  # napari depends on imageio
+
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(SHOTS / name, image)
+
+
+def _shown_viewer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 860)
+    qtbot.wait(50)
+    return viewer
+
+
+def _narrow(viewer, qtbot, dock, width=430):
+    """Give the canvas room: docks default to their widest widget."""
+    from qtpy.QtCore import Qt
+
+    viewer.window._qt_window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+    qtbot.wait(50)
+
+
+def _not_blank(image: np.ndarray) -> None:
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 500
+    rgb = image[..., :3].astype(np.float32)
+    assert rgb.std() > 10  # not one flat colour
+    assert len(np.unique(rgb.reshape(-1, 3)[::7], axis=0)) > 50  # widgets, text and an image
+
+
+def test_docked_widgets_and_generated_digits(make_napari_viewer, qtbot, wait_workers):
+    viewer = _shown_viewer(make_napari_viewer, qtbot)
+    dock, model_widget = viewer.window.add_plugin_dock_widget("napari-biogan", "Model")
+    _, generate = viewer.window.add_plugin_dock_widget("napari-biogan", "Generate")
+    assert model_widget.session is generate.session
+    _narrow(viewer, qtbot, dock)
+    model_widget.load_selected()
+    wait_workers(model_widget)
+    generate.n_spin.setValue(16)
+    generate.generate_button.click()
+    wait_workers(generate)
+    layer = viewer.layers[-1]
+    assert layer.data.shape == (16, 32, 32)
+    viewer.grid.enabled = False
+    viewer.reset_view()
+    qtbot.wait(100)
+    canvas = viewer.screenshot(canvas_only=True, flash=False)
+    assert canvas[..., :3].std() > 10  # the digit is drawn, not an empty canvas
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    _not_blank(shot)
+    _save(shot, "model_generate.png")
+
+
+@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
+def test_screenshot_explore(make_napari_viewer, qtbot, wait_workers):
+    viewer = _shown_viewer(make_napari_viewer, qtbot)
+    _, model_widget = viewer.window.add_plugin_dock_widget("napari-biogan", "Model")
+    model_widget.load_selected()
+    wait_workers(model_widget)
+    dock, explore = viewer.window.add_plugin_dock_widget("napari-biogan", "Explore")
+    viewer.window.remove_dock_widget(viewer.window._dock_widgets["Model (napari-biogan)"])
+    _narrow(viewer, qtbot, dock)
+    qtbot.waitUntil(lambda: len(explore.direction_sliders) > 0 and not explore.busy, timeout=30000)
+    explore.seed_spin.setValue(2)
+    explore.add_key_button.click()
+    explore.direction_sliders[0].setValue(1.5)
+    explore.direction_sliders[2].setValue(-1.0)
+    explore.add_key_button.click()
+    explore.steps_spin.setValue(8)
+    explore.path_button.click()
+    wait_workers(explore)
+    qtbot.waitUntil(lambda: explore.applied_id == explore.renderer.last_id, timeout=5000)
+    viewer.layers.selection.active = viewer.layers["explore"]
+    viewer.grid.enabled = True
+    viewer.reset_view()
+    qtbot.wait(200)
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    _not_blank(shot)
+    _save(shot, "explore.png")
+
+
+@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
+def test_screenshot_train_mid_run(make_napari_viewer, qtbot, wait_workers, tmp_path):
+    viewer = _shown_viewer(make_napari_viewer, qtbot)
+    if (SHARED_DATA / "mnist").is_dir():
+        from napari_biogan.data.mnist import load_mnist_test
+
+        digits, _ = load_mnist_test(SHARED_DATA / "mnist")
+        viewer.add_image(digits[:2000], name="MNIST test digits")
+    else:
+        viewer.add_image(np.random.default_rng(0).random((64, 32, 32), np.float32), name="noise")
+    dock, train = viewer.window.add_plugin_dock_widget("napari-biogan", "Train")
+    _narrow(viewer, qtbot, dock)
+    train.family_combo.setCurrentIndex(train.family_combo.findData("dcgan2d"))
+    train.config_edit.setText("base_width=16")
+    train.hparams_edit.setText("loss=bce, n_critic=1, lr_g=2e-4, lr_d=2e-4, betas=0.5/0.999")
+    train.steps_spin.setValue(3000)
+    train.batch_spin.setValue(64)
+    train.preview_spin.setValue(50)
+    train.output_row.set_path(tmp_path / "digits.safetensors")
+    train.start_button.click()
+    qtbot.waitUntil(lambda: train.previews >= 12, timeout=400000)
+    qtbot.wait(200)
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    train.cancel_button.click()
+    wait_workers(train, timeout=60000)
+    assert train.events[-1].kind == "cancelled"
+    _not_blank(shot)
+    _save(shot, "train.png")
+    assert session_for(viewer).model is None

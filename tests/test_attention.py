@@ -1,0 +1,163 @@
+"""nn/attention.py: exact and Nyström self-attention on 1D, 2D and 3D maps."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from napari_biogan.nn.attention import (SelfAttention, full_attention, landmark_grid, newton_schulz_pinv,
+                                        nystrom_attention)
+
+
+def _qkv(x, module):
+    flat = x.reshape(len(x), x.shape[1], -1)
+    return tuple(layer(flat).transpose(1, 2) for layer in (module.query, module.key, module.value))
+
+
+def test_nystrom_equals_full_when_every_token_is_a_landmark():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 64, 4), torch.randn(2, 64, 4), torch.randn(2, 64, 8)
+    exact = full_attention(q, k, v)
+    # 4x4x4 map, 64 landmarks: the segment means are the tokens, so only the Newton-Schulz
+    # truncation separates the two. Six iterations (the method's count) leave a few 1e-2
+    # on unit-variance values; more iterations converge to the exact result.
+    six = nystrom_attention(q, k, v, landmarks=64, spatial_shape=(4, 4, 4))
+    many = nystrom_attention(q, k, v, landmarks=64, spatial_shape=(4, 4, 4), iterations=25)
+    assert (six - exact).abs().max() < 0.08
+    assert (many - exact).abs().max() < min(5e-3, 0.2 * (six - exact).abs().max())
+
+
+def test_newton_schulz_inverts_a_softmax_matrix_per_sample():
+    torch.manual_seed(1)
+    k = (torch.randn(3, 16, 16) * torch.tensor([0.5, 1.0, 2.0])[:, None, None]).softmax(-1)
+    z = newton_schulz_pinv(k, iterations=30)
+    eye = torch.eye(16).expand(3, 16, 16)
+    assert torch.allclose(k @ z, eye, atol=1e-3)
+
+
+def test_nystrom_approximates_full_attention_on_smooth_maps():
+    # Smooth maps (a coarse random field, trilinearly upsampled) are what the generator's
+    # mid-level features look like: neighbouring tokens nearly agree, so segment means are
+    # good landmarks. Relative error measured 2% at m=64 on 2048 tokens; we allow 6%, and
+    # require it to be far below the error of the trivial answer (the mean value everywhere).
+    torch.manual_seed(2)
+    x = F.interpolate(torch.randn(2, 32, 2, 4, 4), size=(8, 16, 16), mode="trilinear", align_corners=False)
+    module = SelfAttention(32, "full")
+    torch.nn.init.normal_(module.query.weight, std=0.3)
+    q, k, v = _qkv(x, module)
+    exact = full_attention(q, k, v)
+    approx = nystrom_attention(q, k, v, landmarks=64, spatial_shape=(8, 16, 16))
+    error = (approx - exact).norm() / exact.norm()
+    trivial = (v.mean(1, keepdim=True).expand_as(exact) - exact).norm() / exact.norm()
+    assert error < 0.06
+    assert error < 0.25 * trivial
+
+
+def test_gamma_zero_makes_a_fresh_block_the_identity():
+    torch.manual_seed(3)
+    for mode in ("full", "nystrom"):
+        module = SelfAttention(16, mode, landmarks=8)
+        x = torch.randn(2, 16, 4, 6, 6)
+        assert module.gamma.item() == 0.0
+        assert torch.equal(module(x), x)
+        with torch.no_grad():
+            module.gamma.fill_(1.0)
+        assert not torch.allclose(module(x), x)
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 9), (3, 10, 6), (1, 12, 12), (11, 13), (40,)])
+def test_any_map_shape_and_dimension(shape):
+    torch.manual_seed(4)
+    module = SelfAttention(16, "nystrom", landmarks=16)
+    with torch.no_grad():
+        module.gamma.fill_(0.5)
+    x = torch.randn(2, 16, *shape, requires_grad=True)
+    y = module(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all() and module.query.weight.grad is not None
+
+
+def test_landmark_grid_keeps_cells_cube_like_and_at_most_m():
+    assert landmark_grid((16, 32, 32), 64) == (4, 4, 4)
+    assert landmark_grid((8, 16, 16), 64) == (4, 4, 4)
+    assert landmark_grid((2, 64, 64), 64) == (1, 8, 8)
+    assert landmark_grid((2, 2), 64) == (2, 2)  # fewer tokens than landmarks: every token
+    for shape in [(5, 7, 9), (10, 64, 64), (3, 3, 100)]:
+        grid = landmark_grid(shape, 64)
+        assert 1 <= torch.tensor(grid).prod() <= 64 and all(g <= s for g, s in zip(grid, shape))
+
+
+def test_nystrom_is_deterministic():
+    torch.manual_seed(5)
+    module = SelfAttention(16, "nystrom", landmarks=16)
+    with torch.no_grad():
+        module.gamma.fill_(1.0)
+    x = torch.randn(2, 16, 6, 8, 8)
+    assert torch.equal(module(x), module(x))
+
+
+def test_bf16_autocast_on_cpu_stays_close_to_fp32():
+    torch.manual_seed(6)
+    x = F.interpolate(torch.randn(2, 32, 2, 4, 4), size=(8, 16, 16), mode="trilinear", align_corners=False)
+    for mode in ("full", "nystrom"):
+        module = SelfAttention(32, mode, landmarks=64)
+        with torch.no_grad():
+            module.gamma.fill_(1.0)
+            reference = module.attend(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = module.attend(x)
+        assert low.dtype == torch.bfloat16
+        # bf16 has 8 significant bits: a few 1e-2 relative error is its rounding, not a bug.
+        assert ((low.float() - reference).norm() / reference.norm()) < 0.05, mode
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any operation produces (forward and backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else [out]):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_nystrom_never_forms_an_n_by_n_matrix():
+    torch.manual_seed(7)
+    n, channels = 4096, 16  # 16 x 16 x 16 tokens
+    q, k = torch.randn(1, n, 2, requires_grad=True), torch.randn(1, n, 2, requires_grad=True)
+    v = torch.randn(1, n, channels, requires_grad=True)
+    with _LargestTensor() as probe:
+        nystrom_attention(q, k, v, landmarks=64, spatial_shape=(16, 16, 16)).sum().backward()
+    assert probe.largest <= n * 64  # N x m at most
+    with _LargestTensor() as probe:
+        full_attention(q, k, v).sum().backward()
+    assert probe.largest >= n * n  # the probe does see a quadratic matrix when there is one
+
+
+def test_small_maps_use_exact_attention_and_double_backward_works():
+    torch.manual_seed(8)
+    module = SelfAttention(16, "nystrom", landmarks=64, spectral_norm=True).eval()  # eval: fixed SN weights
+    with torch.no_grad():
+        module.gamma.fill_(1.0)
+    x = torch.randn(2, 16, 3, 4, 4, requires_grad=True)  # 48 tokens <= 64 landmarks
+    q, k, v = _qkv(x, module)
+    exact = x + module.gamma * full_attention(q, k, v).transpose(1, 2).reshape_as(x)
+    assert torch.allclose(module(x), exact, atol=1e-6)
+    module.train()
+    grad, = torch.autograd.grad(module(x).square().sum(), x, create_graph=True)  # WGAN-GP needs this
+    grad.square().sum().backward()
+    assert module.query.parametrizations.weight.original.grad is not None
+
+
+def test_value_channels_adds_a_projection_back():
+    module = SelfAttention(32, "full", value_channels=16)
+    assert module.project is not None
+    assert module(torch.randn(1, 32, 5, 5)).shape == (1, 32, 5, 5)
+    with pytest.raises(ValueError):
+        SelfAttention(32, "linear")

@@ -1,0 +1,177 @@
+"""AACD, flips/seq, cosTS and FVD on hand-made videos whose values are known; the shipped classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import shared_data
+from napari_biogan.core.errors import DataError, ModelFileError
+from napari_biogan.metrics.digit_classifier import DIGIT_CLASSIFIER_FILE
+from napari_biogan.metrics.video import (aacd, cell_video_metrics, cos_ts, flips_per_sequence,
+                                         frechet_video_distance, moving_mnist_metrics)
+from napari_biogan.metrics.video_features import (digit_video_features, load_i3d_torchscript,
+                                                  statistical_video_features)
+
+
+class PixelClassifier:
+    """Hand-made 'classifier': the label is 10 x pixel (0, 0); the feature is pixels (0, 0) and (0, 1)."""
+
+    def predict(self, frames):
+        return np.rint(np.asarray(frames)[..., 0, 0] * 10).astype(int)
+
+    def features(self, frames):
+        return np.asarray(frames)[..., 0, :2]
+
+
+def _constant_video(levels, size=8):
+    return np.stack([np.full((size, size), v, np.float32) for v in levels])
+
+
+def test_aacd_by_hand():
+    steady = _constant_video([0.2] * 4)
+    jumpy = _constant_video([0.0, 0.5, 0.5, 1.0])        # |changes| 0.5, 0, 0.5: ACD = 1/3
+    videos = np.stack([steady, jumpy])
+    assert aacd(videos) == pytest.approx(255 / 6)         # (0 + 1/3) / 2 on the 0..255 scale
+    assert aacd(videos, scale=1.0) == pytest.approx(1 / 6)
+    assert aacd(videos * 2 - 1, value_range=(-1, 1)) == pytest.approx(255 / 6)
+    # only the frame mean counts: a pattern moving across the frame is steady
+    moving = np.zeros((1, 5, 8, 8), np.float32)
+    for t in range(5):
+        moving[0, t, 2:4, t:t + 3] = 1
+    assert aacd(moving) == 0.0
+    with pytest.raises(DataError):
+        aacd(np.zeros((2, 1, 8, 8)))
+
+
+def test_flips_per_sequence_by_hand():
+    a = _constant_video([0.1, 0.1, 0.2, 0.2, 0.1])        # labels 1 1 2 2 1: 2 flips
+    b = _constant_video([0.3] * 5)                        # no flip
+    assert flips_per_sequence(np.stack([a, b]), PixelClassifier()) == 1.0
+    assert flips_per_sequence(np.stack([b, b]), PixelClassifier()) == 0.0
+
+
+def test_cos_ts_by_hand():
+    video = np.zeros((1, 3, 4, 4), np.float32)
+    video[0, 0, 0, :2] = (1, 0)
+    video[0, 1, 0, :2] = (0, 1)                           # cos((1,0),(0,1)) = 0
+    video[0, 2, 0, :2] = (1, 1)                           # cos((0,1),(1,1)) = 1/sqrt(2)
+    assert cos_ts(video, PixelClassifier()) == pytest.approx(0.5 / np.sqrt(2))
+    steady = np.repeat(video[:, :1], 3, axis=1)
+    assert cos_ts(steady, PixelClassifier()) == pytest.approx(1.0)
+
+
+def test_fvd_with_known_features():
+    rng = np.random.default_rng(0)
+    real = rng.random((200, 2, 4, 4)).astype(np.float32)
+    first_pixels = lambda v: v.reshape(len(v), -1)[:, :3]  # noqa: E731
+    assert frechet_video_distance(real, real, first_pixels) == pytest.approx(0.0, abs=1e-9)
+    # a pure shift of 0.1 on 3 features: FD = 3 * 0.1^2 exactly (same covariance)
+    assert frechet_video_distance(real, real + 0.1, first_pixels, value_range=(0, 1)) == pytest.approx(0.03)
+    with pytest.raises(DataError):
+        frechet_video_distance(real, real, "no-such-features")
+
+
+def test_statistical_features_separate_motion_from_stillness():
+    rng = np.random.default_rng(1)
+
+    def clips(n, speed):
+        out = np.zeros((n, 8, 32, 32), np.float32)
+        for i in range(n):
+            y, x = rng.integers(4, 20, 2)
+            for t in range(8):
+                xs = (x + speed * t) % 28
+                out[i, t, y:y + 6, xs:xs + 6] = 0.8
+        return out + rng.random(out.shape).astype(np.float32) * 0.05
+
+    feats = statistical_video_features(clips(4, 2))
+    assert feats.shape == (4, 74) and np.isfinite(feats).all()
+    moving_a, moving_b, still = clips(60, 2), clips(60, 2), clips(60, 0)
+    same = frechet_video_distance(moving_a, moving_b, "stats")
+    different = frechet_video_distance(moving_a, still, "stats")
+    assert different > 5 * same
+    table = cell_video_metrics(still, moving_a)
+    assert table["aacd"] >= 0 and table["fvd_stats"] == pytest.approx(different)
+
+
+def test_i3d_torchscript_wrapper(tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class FakeI3D(torch.nn.Module):
+        def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
+                    return_features: bool = False) -> torch.Tensor:
+            n = x.shape[0]
+            flags = torch.tensor([float(rescale), float(resize), float(return_features)]).expand(n, 3)
+            shape = torch.tensor([float(x.shape[1]), float(x.shape[2]), float(x.shape[3]), float(x.shape[4])])
+            stats = torch.stack([x.amin((1, 2, 3, 4)), x.amax((1, 2, 3, 4)), x.mean((1, 2, 3, 4))], 1)
+            return torch.cat([stats, flags, shape.expand(n, 4)], 1)
+
+    class Plain(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean((2, 3, 4))
+
+    torch.jit.script(FakeI3D()).save(str(tmp_path / "i3d.pt"))
+    torch.jit.script(Plain()).save(str(tmp_path / "plain.pt"))
+    videos = np.zeros((3, 5, 16, 16), np.float32)
+    videos[:, :, 4:8, 4:8] = 1.0
+    out = load_i3d_torchscript(tmp_path / "i3d.pt", size=32)(videos)
+    assert out.shape == (3, 10)
+    assert out[0, 0] == pytest.approx(-1.0) and out[0, 1] == pytest.approx(1.0)    # scaled to [-1, 1]
+    assert list(out[0, 3:6]) == [0.0, 0.0, 1.0]                                      # our call convention
+    assert list(out[0, 6:]) == [3.0, 5.0, 32.0, 32.0]                                # (3, T, size, size)
+    plain = load_i3d_torchscript(tmp_path / "plain.pt", size=16)
+    assert plain(videos).shape == (3, 3)
+    rng = np.random.default_rng(0)
+    fake = rng.random((6, 5, 16, 16)).astype(np.float32)
+    assert frechet_video_distance(fake, fake, plain) == pytest.approx(0.0, abs=1e-6)
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError):
+        load_i3d_torchscript(tmp_path / "junk.pt")
+    with pytest.raises(ModelFileError):
+        load_i3d_torchscript(tmp_path / "missing.pt")
+
+
+# -- the shipped digit classifier ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def classifier():
+    if not DIGIT_CLASSIFIER_FILE.is_file():
+        pytest.fail(f"the shipped digit classifier is missing: {DIGIT_CLASSIFIER_FILE}")
+    from napari_biogan.metrics.digit_classifier import load_digit_classifier
+
+    return load_digit_classifier()
+
+
+def test_shipped_classifier_card_and_size(classifier):
+    from napari_biogan.core.checkpoint import read_card
+
+    card = read_card(DIGIT_CLASSIFIER_FILE)
+    assert card["kind"] == "digit-classifier" and "family" not in card
+    assert card["metrics"]["test_accuracy"] >= 0.98
+    assert DIGIT_CLASSIFIER_FILE.stat().st_size < 2_000_000
+    assert classifier.features(np.zeros((2, 64, 64), np.float32)).shape == (2, 512)
+
+
+def test_shipped_classifier_on_moving_mnist(classifier):
+    from napari_biogan.data.mnist import load_mnist_test
+    from napari_biogan.data.moving_mnist import build_moving_mnist
+
+    x, y = load_mnist_test(shared_data("mnist"))
+    videos, labels = build_moving_mnist(x[:3000], 40, frames=10, seed=5, labels=y[:3000], return_labels=True)
+    predicted, _ = classifier.labels_and_features(videos)           # (40, 10)
+    assert (predicted == labels[:, None]).mean() >= 0.97
+    # a 'video' whose frames are different digits flips often and is less similar frame to frame
+    shuffled = videos.reshape(-1, 64, 64)[np.random.default_rng(0).permutation(400)].reshape(40, 10, 64, 64)
+    real = moving_mnist_metrics(videos[20:], videos[:20], classifier)
+    mixed = moving_mnist_metrics(shuffled[20:], videos[:20], classifier)
+    assert real["aacd"] == pytest.approx(0.0, abs=1e-9)             # one whole digit: constant frame mean
+    assert real["flips_per_seq"] < 0.3 and mixed["flips_per_seq"] > 6
+    assert real["cos_ts"] > 0.85 and mixed["cos_ts"] < real["cos_ts"] - 0.1
+    assert mixed["fvd_digits"] > 2 * real["fvd_digits"]
+    # the one-pass table agrees with the single metrics
+    assert real["flips_per_seq"] == flips_per_sequence(videos[20:], classifier)
+    assert real["cos_ts"] == pytest.approx(cos_ts(videos[20:], classifier))
+    pooled = digit_video_features(videos[:3], classifier)
+    per_frame = classifier.features(videos[:3])                      # (3, 10, 512)
+    assert pooled.shape == (3, 1024) and np.allclose(pooled[:, :512], per_frame.mean(1), atol=1e-5)
+    assert np.allclose(pooled[:, 512:], np.abs(np.diff(per_frame, axis=1)).mean(1), atol=1e-5)
