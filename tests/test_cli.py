@@ -23,8 +23,10 @@ def test_models_lists_the_shipped_default(capsys):
 def test_generate_is_reproducible_and_has_provenance(model_file, tmp_path):
     for name in ("a.tif", "b.tif"):
         assert main(["generate", "--model", model_file, "-n", "3", "--seed", "4", "-o", str(tmp_path / name)]) == 0
-    a, b = (tifffile.imread(tmp_path / name, squeeze=False) for name in ("a.tif", "b.tif"))
-    assert a.shape[:3] == (3, 1, 1) and a.shape[-2:] == (32, 32)  # TZCYX: samples on T
+    a, b = (tifffile.imread(tmp_path / name) for name in ("a.tif", "b.tif"))
+    with tifffile.TiffFile(tmp_path / "a.tif") as tif:
+        assert tif.series[0].get_axes(squeeze=False) == "TZCYXS"
+        assert tif.series[0].get_shape(squeeze=False)[:5] == (3, 1, 1, 32, 32)  # samples on ImageJ's T
     assert np.array_equal(a, b)
     prov = read_provenance(tmp_path / "a.tif")
     assert prov["seed"] == 4 and prov["family"] == "dcgan2d" and len(prov["model_sha256"]) == 64
