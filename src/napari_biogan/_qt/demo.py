@@ -1,0 +1,33 @@
+"""`napari-biogan demo`: the plugin's widgets docked and samples of a shipped model shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WIDGETS = ("Model", "Generate", "Explore", "Train", "Export")
+
+
+def open_demo(viewer, model_path: str | Path, n: int = 16, seed: int = 0) -> dict:
+    """Dock the five widgets in ``viewer``, make ``model_path`` the current model, generate ``n`` samples.
+
+    Returns the widgets by name. Generation runs in the Generate widget's worker,
+    so the window is up before the samples arrive.
+    """
+    from ..core.model import GanModel
+    from .session import session_for
+
+    session_for(viewer).set_model(GanModel.load(model_path, device=session_for(viewer).device))
+    widgets = {}
+    first_dock = None
+    for name in WIDGETS:
+        dock, widget = viewer.window.add_plugin_dock_widget("napari-biogan", name, tabify=False)
+        widgets[name] = widget
+        if first_dock is None:
+            first_dock = dock
+        elif name in ("Train", "Export"):  # fewer docks side by side: these two share tabs with Explore
+            viewer.window._qt_window.tabifyDockWidget(first_dock, dock)
+    generate = widgets["Generate"]
+    generate.n_spin.setValue(n)
+    generate.seed_spin.setValue(seed)
+    generate.generate()
+    return widgets
