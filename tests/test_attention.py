@@ -11,7 +11,7 @@ from napari_biogan.nn.attention import (SelfAttention, full_attention, landmark_
 
 def _qkv(x, module):
     flat = x.reshape(len(x), x.shape[1], -1)
-    return tuple(layer(flat).transpose(1, 2) for layer in (module.query, module.key, module.value))
+    return tuple(layer(flat.transpose(1, 2)) for layer in (module.query, module.key, module.value))
 
 
 def test_nystrom_equals_full_when_every_token_is_a_landmark():
