@@ -41,6 +41,8 @@ def list_models(include_user: bool = True) -> list[ModelInfo]:
                 card = checkpoint.read_card(path)
             except ModelFileError:
                 continue
+            if "family" not in card:  # e.g. the digit classifier: shipped, but not a generator
+                continue
             found.append(ModelInfo(name=path.stem, family=card.get("family", "?"), path=path,
                                    data=card.get("training", {}).get("data", ""),
                                    description=card.get("description", ""), shipped=shipped))
