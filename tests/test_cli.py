@@ -92,8 +92,35 @@ def test_evaluate_prints_metrics(model_file, tmp_path, capsys):
     assert "fd_pixels" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["models", "generate", "train", "evaluate", "export", "demo"])
+@pytest.mark.parametrize("command", ["models", "generate", "train", "evaluate", "export", "clips", "demo"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+def _moving_blob_movie(frames=12, size=96):
+    movie = np.zeros((frames, size, size), np.float32)
+    yy, xx = np.mgrid[:size, :size]
+    for t in range(frames):
+        movie[t] = np.exp(-((yy - 48) ** 2 + (xx - 20 - 4 * t) ** 2) / 40.0)
+    return movie + np.random.default_rng(0).normal(0, 0.01, movie.shape).astype(np.float32)
+
+
+def test_clips_finds_the_moving_cell(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "movie.tif", _moving_blob_movie(), compression="zlib")
+    out = tmp_path / "clips.tif"
+    assert main(["clips", str(tmp_path / "movie.tif"), "-o", str(out), "--size", "8x32x32", "--max-clips", "3"]) == 0
+    assert "found" in capsys.readouterr().out
+    prov = read_provenance(out)
+    assert prov["clip_size"] == [8, 32, 32] and len(prov["clips"]) >= 1
+    centre = prov["clips"][0]["centre"]
+    assert abs(centre[0] - 48) < 16  # the blob's row
+
+
+def test_clips_bad_size_and_still_movie(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "still.tif", np.zeros((6, 40, 40), np.float32))
+    assert main(["clips", str(tmp_path / "still.tif"), "-o", str(tmp_path / "c.tif"), "--size", "8x32"]) == 2
+    assert "--size" in capsys.readouterr().err
+    assert main(["clips", str(tmp_path / "still.tif"), "-o", str(tmp_path / "c.tif"), "--size", "4x16x16"]) == 2
+    assert not (tmp_path / "c.tif").exists()

@@ -75,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("clips", help="crop 2D+t clips around moving cells of a time-lapse into one TIFF")
+    p.add_argument("input", help="time-lapse: a multi-page TIFF or a folder of single-frame TIFFs")
+    p.add_argument("-o", "--output", required=True, help="output .tif with clips (N, T, Y, X)")
+    p.add_argument("--size", default="32x64x64", help="clip size TxYxX (default 32x64x64)")
+    p.add_argument("--max-clips", type=int, default=None)
+    p.add_argument("--downscale", type=int, default=1, help="average k x k pixel blocks first (big cells)")
+    p.add_argument("--tracks", default=None, help="tracking table (CSV with frame, y, x[, particle]) to centre clips")
+    p.add_argument("--min-motion", type=float, default=0.05, help="least fraction of moving voxels in a clip")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_clips)
+
     p = sub.add_parser("demo", help="open napari with the plugin and samples from the default model")
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_demo)
@@ -167,8 +178,11 @@ def _parse_value(text: str):
     return text
 
 
-def load_array(path: str):
-    """Training data from a TIFF file or folder, or a .npy / .npz (first array, or x_train)."""
+def load_array(path: str, family=None):
+    """Training data from a TIFF file or folder, or a .npy / .npz (first array, or x_train).
+
+    Video families get the stack with its own axes; 2D families get a stack of planes.
+    """
     import numpy as np
 
     p = Path(path)
@@ -180,8 +194,10 @@ def load_array(path: str):
         with np.load(p, allow_pickle=False) as npz:
             key = "x_train" if "x_train" in npz.files else npz.files[0]
             return npz[key]
-    from .data.tiff_io import load_training_images
+    from .data.tiff_io import load_image_stack, load_training_images
 
+    if family is not None and "T" in family.sample_axes:
+        return load_image_stack(p)
     return load_training_images(p)
 
 
@@ -209,7 +225,7 @@ def cmd_train(args) -> int:
         if card.get("family") != family.name:
             raise DataError(f"{args.resume} is a '{card.get('family')}' model, not a '{family.name}' model.")
         config = family.config_from_dict(card.get("config", {}))
-        data = family.prepare_data(load_array(args.data), config)
+        data = family.prepare_data(load_array(args.data, family), config)
         trainer = Trainer.resume(args.resume, data, settings, device=args.device)
     else:
         try:
@@ -217,7 +233,7 @@ def cmd_train(args) -> int:
         except TypeError as err:
             raise DataError(f"Unknown config value for family '{family.name}': {err}.") from None
         model = GanModel.new(family.name, config=config, device=args.device, seed=args.seed)
-        data = family.prepare_data(load_array(args.data), config)
+        data = family.prepare_data(load_array(args.data, family), config)
         trainer = Trainer(model, data, settings)
     bar = TextProgress(args.steps, "train")
     for event in trainer.run():
@@ -233,7 +249,7 @@ def cmd_evaluate(args) -> int:
     import json
 
     model = _load(args)
-    real = model.family.prepare_data(load_array(args.data), model.config)
+    real = model.family.prepare_data(load_array(args.data, model.family), model.config)
     metrics = model.family.metrics(model, real, n=args.n, seed=args.seed)
     if not metrics:
         print(f"The '{model.family.name}' family declares no metrics.")
@@ -263,6 +279,40 @@ def cmd_export(args) -> int:
                       _provenance(model, keyframe_seeds=seeds, steps_per_segment=args.steps, method="slerp"),
                       dtype=args.dtype, overwrite=args.overwrite)
     print(f"wrote a {len(frames)}-frame path through seeds {seeds} to {path}")
+    return 0
+
+
+def parse_size(text: str) -> tuple[int, ...]:
+    """'32x64x64' -> (32, 64, 64)."""
+    try:
+        size = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        size = ()
+    if len(size) != 3 or min(size) < 1:
+        raise DataError(f"--size takes three positive numbers like 32x64x64 (T x Y x X), not '{text}'.")
+    return size
+
+
+def cmd_clips(args) -> int:
+    from .core.export import write_tiff
+    from .data.clips import crop_moving_clips, read_tracks_csv
+    from .data.tiff_io import load_image_stack
+
+    size = parse_size(args.size)
+    movie = load_image_stack(args.input)
+    if movie.ndim != 3:
+        raise DataError(f"{args.input} is not a single-channel time-lapse (T, Y, X); its shape is {movie.shape}.")
+    tracks = read_tracks_csv(args.tracks) if args.tracks else None
+    clips, info = crop_moving_clips(movie, size, max_clips=args.max_clips, tracks=tracks,
+                                    downscale=args.downscale, min_motion=args.min_motion)
+    if len(clips) == 0:
+        raise DataError(f"No moving cells found in {args.input} for clips of {args.size}; try a smaller size, "
+                        "--downscale, or a lower --min-motion.")
+    path = write_tiff(args.output, clips, "NTYX",
+                      {"source": str(args.input), "clip_size": list(size), "downscale": args.downscale,
+                       "clips": [{k: v for k, v in i.items() if k != "particle"} for i in info]},
+                      overwrite=args.overwrite)
+    print(f"found {len(clips)} clips of {args.size} in {args.input}; wrote {path}")
     return 0
 
 

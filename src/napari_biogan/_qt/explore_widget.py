@@ -75,6 +75,8 @@ class ExploreWidget(SessionWidget):
         self.keyframes: list = []
         #: slider-to-layer latencies in seconds (benchmarks and tests read them)
         self.latencies: list[float] = []
+        #: (request id, time.perf_counter()) of every render shown
+        self.applied_log: list[tuple[int, float]] = []
         self.applied_id = 0
         self._error_shown = False
 
@@ -248,7 +250,9 @@ class ExploreWidget(SessionWidget):
         add_layers(self.viewer, sample_layers(result.value[0], model.channels, axes, LAYER_NAME, provenance),
                    replace=True)
         self.applied_id = result.request_id
-        self.latencies.append(time.perf_counter() - result.submitted_at)
+        now = time.perf_counter()
+        self.latencies.append(now - result.submitted_at)
+        self.applied_log.append((result.request_id, now))
 
     def reset(self) -> None:
         for slider in self.direction_sliders:
