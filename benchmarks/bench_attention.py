@@ -6,9 +6,11 @@ The case is the SAGAN block of nn/attention.py (C = 32 channels, f and g to C/8)
 on 3D feature maps of 8x16x16 (2k tokens), 16x32x32 (16k) and 32x64x64 (131k),
 batch 2, forward + backward, fp32 on the CPU. Each case runs in its own fresh
 subprocess; peak memory is the growth of the process's peak resident set size
-(``ru_maxrss``) over its value once the inputs exist, so it counts every
-temporary of the forward and backward pass. Time: the fastest of ``--repeats``
-runs after one warm-up run (a single run for cases slower than 5 s). Full
+(``ru_maxrss``) during the first forward + backward pass over its value once the
+inputs exist, so it counts every temporary of the pass (later passes only add
+allocator fragmentation). Time: the fastest of ``--repeats`` runs after that
+first one (the first one alone for cases slower than 5 s). The machine's load
+average is printed before and after: on a shared CPU, times are noisy. Full
 attention is skipped where its N x N matrices alone would not fit in memory.
 Prints the measurements and the full / Nyström ratios from this one run.
 """
@@ -48,9 +50,9 @@ def run_case(mode: str, shape: tuple[int, ...], batch: int, channels: int, landm
         return time.perf_counter() - start
 
     first = once()
-    times = [first] + ([once() for _ in range(repeats)] if first < 5.0 else [])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base  # KiB on Linux
-    return {"time_s": min(times[1:] or times), "peak_mb": peak / 1024, "runs": len(times)}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base  # KiB on Linux; one cold pass
+    times = [once() for _ in range(repeats)] if first < 5.0 else [first]
+    return {"time_s": min(times), "peak_mb": peak / 1024, "runs": len(times)}
 
 
 def main() -> None:
@@ -72,7 +74,8 @@ def main() -> None:
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; batch {args.batch}, "
-          f"C = {args.channels}, m = {args.landmarks} landmarks; forward + backward, fp32")
+          f"C = {args.channels}, m = {args.landmarks} landmarks; forward + backward, fp32; "
+          f"load average {os.getloadavg()[0]:.1f}")
     results: dict[tuple[str, str], dict] = {}
     for size, shape in SHAPES.items():
         n = shape[0] * shape[1] * shape[2]
@@ -99,6 +102,7 @@ def main() -> None:
         if full and nys:
             print(f"{size:>5}: time x{full['time_s'] / nys['time_s']:.1f}, "
                   f"memory x{full['peak_mb'] / max(nys['peak_mb'], 1e-3):.1f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     if ("131k", "nystrom") in results:
         print(f" 131k Nyström peak: {results[('131k', 'nystrom')]['peak_mb'] / 1024:.2f} GB (target: fits in 2 GB)")
 

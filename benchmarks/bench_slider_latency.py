@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "auto", "bf16"))
+    parser.add_argument("--hidden", action="store_true",
+                        help="do not show the viewer: no canvas painting (isolates the render pipeline)")
     args = parser.parse_args()
 
     import napari
@@ -55,7 +57,7 @@ def main() -> None:
                 raise TimeoutError("the widget did not settle")
             pump(0.005)
 
-    viewer = napari.Viewer(show=True)
+    viewer = napari.Viewer(show=not args.hidden)
     model = GanModel.new("dcgan2d", height=args.size, width=args.size, device="cpu", seed=0)
     session_for(viewer).set_model(model)
     widget = ExploreWidget(viewer)
@@ -67,6 +69,9 @@ def main() -> None:
         slider.setValue(value)
         wait_for(lambda: widget.renderer.idle() and widget.applied_id == widget.renderer.last_id)
 
+    results = []  # every RenderResult, to split the latency into queue / render / hand-over to the layer
+    forward = widget.renderer._on_result
+    widget.renderer._on_result = lambda result: (results.append(result), forward(result))
     skipped0, rendered0 = widget.renderer.skipped, widget.renderer.rendered
     widget.latencies.clear()
     widget.applied_log.clear()
@@ -89,12 +94,18 @@ def main() -> None:
         felt.append(shown - t_submit)
     felt_ms, shown_ms = np.array(felt) * 1e3, np.array(widget.latencies) * 1e3
     print(f"model: dcgan2d {args.size}x{args.size}, precision {args.precision}, "
-          f"torch threads {torch.get_num_threads()}, interval {args.interval_ms:.0f} ms")
+          f"torch threads {torch.get_num_threads()}, interval {args.interval_ms:.0f} ms, "
+          f"viewer {'hidden' if args.hidden else 'shown'}")
     print(f"slider events: {len(submitted)} in {drag_s:.2f} s")
     print(f"slider-to-layer (per event, value or newer shown): median {np.median(felt_ms):.1f} ms, "
           f"p95 {np.percentile(felt_ms, 95):.1f} ms, max {felt_ms.max():.1f} ms")
     print(f"submit-to-layer (per render shown): median {np.median(shown_ms):.1f} ms, "
           f"p95 {np.percentile(shown_ms, 95):.1f} ms")
+    shown_at = dict(applied)
+    parts = np.array([(r.started_at - r.submitted_at, r.finished_at - r.started_at,
+                       shown_at[r.request_id] - r.finished_at) for r in results if r.request_id in shown_at]) * 1e3
+    print("median split: waiting for the render thread {:.1f} ms, render {:.1f} ms, "
+          "to the layer on the main thread {:.1f} ms".format(*np.median(parts, axis=0)))
     print(f"renders: {widget.renderer.rendered - rendered0}, skipped as stale: "
           f"{widget.renderer.skipped - skipped0}")
     widget.teardown()

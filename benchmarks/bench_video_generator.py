@@ -6,7 +6,8 @@ The paper-size G_V ("paper" preset: 3.8 M parameters, Nyström SA at 2k and 16k
 tokens) against the same network without attention (the 3DGAN ablation), in
 inference mode on the CPU, fp32 and bf16 autocast (the precision the plugin
 uses where the CPU supports it). Time per video = fastest of ``--repeats``
-batches (after a warm-up batch) / batch size. ``--full`` adds exact attention
+batches (after a warm-up batch) / batch size; the variants take turns batch by
+batch, so load changes on a shared machine do not bias the ratios. ``--full`` adds exact attention
 (quadratic memory: about 1 GiB per video per attention map at 16k tokens).
 Prints the measurements and the ratios from this one run. Targets: attention
 costs <= 1.3x, and <= 100 ms per video with bf16 on a 2-core CPU.
@@ -15,24 +16,30 @@ costs <= 1.3x, and <= 100 ms per video with bf16 on a 2-core CPU.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 
-def per_video_ms(model, batch: int, repeats: int, precision: str) -> float:
+def interleaved_ms(models: dict, batch: int, repeats: int, precision: str) -> dict[str, float]:
+    """Fastest time per video of each model; the models take turns, so a load change on a
+    shared machine hits them alike instead of biasing the ratio."""
     import torch
 
     from napari_biogan.core.device import inference_precision
 
-    z = model.latents(batch, seed=0)
-    gen = model.nets["generator"]
-    with torch.inference_mode(), inference_precision(model.device, precision):
-        gen(z)  # warm-up: oneDNN picks its kernels on the first call
-        best = float("inf")
+    best = {name: float("inf") for name in models}
+    with torch.inference_mode():
+        for name, model in models.items():  # warm-up: oneDNN picks its kernels on the first call
+            with inference_precision(model.device, precision):
+                model.nets["generator"](model.latents(batch, seed=0))
         for _ in range(repeats):
-            start = time.perf_counter()
-            gen(z)
-            best = min(best, time.perf_counter() - start)
-    return best / batch * 1000
+            for name, model in models.items():
+                z = model.latents(batch, seed=0)
+                with inference_precision(model.device, precision):
+                    start = time.perf_counter()
+                    model.nets["generator"](z)
+                    best[name] = min(best[name], time.perf_counter() - start)
+    return {name: value / batch * 1000 for name, value in best.items()}
 
 
 def main() -> None:
@@ -50,13 +57,14 @@ def main() -> None:
 
     modes = ["none", "nystrom"] + (["full"] if args.full else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bf16 fast on this CPU: "
-          f"{bf16_supported(torch.device('cpu'))}; preset {args.preset}, batch {args.batch}")
+          f"{bf16_supported(torch.device('cpu'))}; preset {args.preset}, batch {args.batch}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    models = {mode: GanModel.new("savgan", preset=args.preset, attention=mode, seed=0, device="cpu")
+              for mode in modes}
+    cfg = models["none"].config
     times: dict[tuple[str, str], float] = {}
-    for mode in modes:
-        model = GanModel.new("savgan", preset=args.preset, attention=mode, seed=0, device="cpu")
-        cfg = model.config
-        for precision in ("fp32", "bf16"):
-            ms = per_video_ms(model, args.batch, args.repeats, precision)
+    for precision in ("fp32", "bf16"):
+        for mode, ms in interleaved_ms(models, args.batch, args.repeats, precision).items():
             times[(mode, precision)] = ms
             print(f"{cfg.frames}x{cfg.height}x{cfg.width} attention={mode:<8} {precision}: {ms:8.1f} ms/video",
                   flush=True)
@@ -66,6 +74,7 @@ def main() -> None:
         for mode in modes[1:]:
             print(f"{precision}: {mode} / no attention = x{times[(mode, precision)] / base:.2f}")
     print(f"bf16 / fp32 (Nyström): x{times[('nystrom', 'bf16')] / times[('nystrom', 'fp32')]:.2f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,40 @@ def test_nystrom_approximates_full_attention_on_smooth_maps():
     assert error < 0.25 * trivial
 
 
+def test_module_fast_path_equals_the_plain_nystrom_formula():
+    # The module folds the value projection into the landmarks and works channels-first;
+    # it must give the same numbers as projecting q, k, v and calling nystrom_attention.
+    torch.manual_seed(9)
+    for value_channels in (None, 8):
+        module = SelfAttention(32, "nystrom", landmarks=16, value_channels=value_channels)
+        with torch.no_grad():
+            module.gamma.fill_(0.7)
+        x = torch.randn(2, 32, 4, 8, 6)
+        q, k, v = _qkv(x, module)
+        out = nystrom_attention(q, k, v, landmarks=16, spatial_shape=(4, 8, 6))
+        if module.project is not None:
+            out = module.project(out)
+        expected = x + 0.7 * out.transpose(1, 2).reshape_as(x)
+        assert torch.allclose(module(x), expected, atol=1e-5), value_channels
+
+
+@pytest.mark.parametrize("shape", [(8, 16, 32), (5, 30, 31)])
+def test_generation_path_equals_training_path(shape):
+    # Without autograd the two N-sized products run in chunks of 2048 tokens (online
+    # softmax over the chunks); with autograd in one piece. Same function, same numbers.
+    torch.manual_seed(10)
+    module = SelfAttention(16, "nystrom", landmarks=64)
+    with torch.no_grad():
+        module.gamma.fill_(0.8)
+    x = torch.randn(2, 16, *shape) * 3  # large logits: the running maximum matters
+    with torch.no_grad():
+        chunked = module(x)
+    assert torch.allclose(chunked, module(x), atol=1e-5)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = module(x)
+    assert low.dtype == torch.float32 and ((low - chunked).norm() / (chunked - x).norm()) < 0.05
+
+
 def test_gamma_zero_makes_a_fresh_block_the_identity():
     torch.manual_seed(3)
     for mode in ("full", "nystrom"):

@@ -116,3 +116,49 @@ def test_close_stops_the_thread_and_refuses_new_work():
     assert not renderer._thread.is_alive()
     with pytest.raises(RuntimeError):
         renderer.submit(1)
+
+
+# -- GANSpace directions and moved latents (what the Explore widget renders) ----------------------
+
+def test_gan_space_gives_unit_directions_and_moved_latent_follows_them():
+    import torch
+
+    from napari_biogan.core.model import GanModel
+    from napari_biogan.core.render import gan_space, moved_latent
+
+    model = GanModel.new("dcgan2d", base_width=8, seed=0)
+    space = gan_space(model, n=128, k=4, seed=0)
+    assert space.directions.shape == (4, 64) and space.scales.shape == (4,)
+    torch.testing.assert_close(space.directions.norm(dim=1), torch.ones(4))
+    assert (space.scales > 0).all()
+    base = model.latents(1, seed=3)
+    assert torch.equal(moved_latent(base, space, [0.0, 0.0]), base)
+    assert torch.equal(moved_latent(base, None, [2.0]), base)
+    moved = moved_latent(base, space, [0.0, 2.0])
+    torch.testing.assert_close(moved - base, (2.0 * space.scales[1] * space.directions[1])[None])
+    assert moved.shape == base.shape and torch.equal(base, model.latents(1, seed=3))  # base untouched
+
+
+def test_match_torch_threads_makes_worker_renders_identical():
+    import torch
+
+    from napari_biogan.core.model import GanModel
+    from napari_biogan.core.render import match_torch_threads
+
+    model = GanModel.new("dcgan2d", base_width=8, seed=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        main = model.sample(4, seed=7, precision="fp32")
+        out = []
+
+        def work():
+            match_torch_threads()
+            out.append(model.sample(4, seed=7, precision="fp32"))
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        assert (out[0] == main).all()
+    finally:
+        torch.set_num_threads(before)

@@ -147,3 +147,6 @@ def test_metrics_report_frame_fd():
     real = model.family.prepare_data(_videos(), model.config)
     metrics = model.family.metrics(model, real, n=6, seed=0)
     assert metrics["fd_frames_pixels"] >= 0
+    if "aacd" in metrics:  # metrics/video.py present
+        assert metrics["aacd"] > 0 and metrics["fvd_stats"] >= 0
+        assert 0 <= metrics["aacd_real"] < metrics["aacd"]  # an untrained G flickers more than the data

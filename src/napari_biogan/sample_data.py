@@ -58,9 +58,8 @@ def moving_mnist() -> list[LayerData]:
 def t98g_clips() -> list[LayerData]:
     """Clips (N, T, Y, X) cropped around moving T98G glioblastoma cells (Usiigaci time-lapse)."""
     clips_module = _data_module("clips", "The T98G cell clips")
-    movie, tracks = clips_module.load_t98g()
-    clips, info = clips_module.crop_moving_clips(movie, size=T98G_CLIP_SIZE, max_clips=T98G_MAX_CLIPS,
-                                                 tracks=tracks, seed=0)
+    # t98g_clips picks the down-scaling that keeps one whole cell in a clip (see data/clips.py)
+    clips, info = clips_module.t98g_clips(size=T98G_CLIP_SIZE, max_clips=T98G_MAX_CLIPS)
     clips = np.asarray(clips, dtype=np.float32)
     if len(clips) == 0:
         raise DataError("No moving cells were found in the T98G time-lapse.")
@@ -68,7 +67,7 @@ def t98g_clips() -> list[LayerData]:
     return [(clips, {"name": "t98g clips", "axis_labels": ("N", "T", "Y", "X"), "colormap": "gray",
                      "contrast_limits": (float(low), float(high)),
                      "metadata": {"source": "Usiigaci T98G phase-contrast time-lapse (MIT, OIST 2018)",
-                                  "clips": [dict(i) for i in info] if info is not None else []}},
+                                  "clips": [dict(i) for i in info or []]}},
              "image")]
 
 

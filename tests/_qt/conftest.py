@@ -7,9 +7,18 @@ import torch
 
 from napari_biogan.core.model import GanModel
 
-# One intra-op thread: the widget tests run tiny models, and on a small shared machine two
-# OpenMP threads fighting other processes for two cores make each step 5-10x slower.
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread for the widget tests (restored after each module).
+
+    They run tiny models; on a small shared machine two OpenMP threads fighting other
+    processes (and the GUI thread) for two cores make each training step 5-10x slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

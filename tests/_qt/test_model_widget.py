@@ -83,3 +83,27 @@ def test_read_the_provenance_of_an_exported_tiff(make_napari_viewer, wait_worker
     widget.tiff_model_button.click()
     wait_workers(widget)
     assert session_for(viewer).model.sha256 == zoo.sha256
+
+
+def test_session_releases_on_replace_and_when_the_last_widget_goes():
+    from napari_biogan._qt.session import ModelSession
+
+    class Fake:
+        def __init__(self):
+            self.released = 0
+
+        def release(self):
+            self.released += 1
+
+    session, seen = ModelSession(), []
+    session.model_changed.connect(seen.append)
+    a, b = Fake(), Fake()
+    session.set_model(a)
+    session.set_model(b)
+    assert (a.released, b.released) == (1, 0) and seen == [a, b]
+    session.attach("w1")
+    session.attach("w2")
+    session.detach(id("w1"))
+    assert b.released == 0
+    session.detach(id("w2"))
+    assert b.released == 1 and session.model is None and seen[-1] is None

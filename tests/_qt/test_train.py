@@ -97,3 +97,31 @@ def test_parse_overrides():
         "height": 48, "width": 80, "channel_names": ("red", "green"), "x": 1.5}
     with pytest.raises(DataError):
         parse_overrides("height")
+
+
+def test_train_from_a_folder_of_tiffs(make_napari_viewer, wait_workers, tmp_path):
+    import tifffile
+
+    folder = tmp_path / "tiffs"
+    folder.mkdir()
+    for i, image in enumerate(_blobs(12)):
+        tifffile.imwrite(folder / f"t{i:03d}.tif", (image * 200).astype(np.uint8))
+    viewer, widget = _train_widget(make_napari_viewer, tmp_path, steps=2)
+    widget.from_files.setChecked(True)
+    widget.data_row.set_path(folder)
+    widget.start_button.click()
+    wait_workers(widget, timeout=60000)
+    assert widget.events[-1].kind == "finished"
+    assert "tiffs" in read_card(tmp_path / "trained.safetensors")["training"]["data"]
+
+
+def test_closing_the_viewer_mid_training_keeps_a_checkpoint(make_napari_viewer, qtbot, tmp_path):
+    viewer, widget = _train_widget(make_napari_viewer, tmp_path, steps=100_000)
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: sum(e.kind == "step" for e in widget.events) >= 2, timeout=60000)
+    job = widget.job
+    viewer.close()  # napari quits running workers; ours treats that as Cancel
+    path = tmp_path / "trained.safetensors"
+    qtbot.waitUntil(path.is_file, timeout=30000)
+    qtbot.wait(200)
+    assert read_card(path)["training_state"]["step"] == job.trainer.step >= 2

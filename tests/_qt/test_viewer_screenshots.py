@@ -61,6 +61,7 @@ def test_docked_widgets_and_generated_digits(make_napari_viewer, qtbot, wait_wor
     layer = viewer.layers[-1]
     assert layer.data.shape == (16, 32, 32)
     viewer.grid.enabled = False
+    viewer.dims.set_current_step(0, 0)
     viewer.reset_view()
     qtbot.wait(100)
     canvas = viewer.screenshot(canvas_only=True, flash=False)

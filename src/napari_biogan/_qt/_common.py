@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
@@ -79,9 +80,12 @@ class SessionWidget(QWidget):
     def _on_model_changed(self, model) -> None:  # overridden by widgets
         pass
 
-    def run_worker(self, func: Callable, *args, action: str, **kwargs):
-        """:func:`start_worker`, kept in :attr:`workers` until it finishes."""
+    def run_worker(self, func: Callable, *args, action: str, configure: Callable | None = None, **kwargs):
+        """:func:`start_worker`, kept in :attr:`workers` until it finishes; ``configure(worker)`` runs
+        before the thread starts."""
         worker = start_worker(func, *args, action=action, start=False, **kwargs)
+        if configure is not None:
+            configure(worker)
         self.workers.append(worker)
         worker.finished.connect(lambda: self.workers.remove(worker) if worker in self.workers else None)
         worker.start()
@@ -188,16 +192,26 @@ def _disconnect_layers(events, slot) -> None:
             pass
 
 
-def add_layers(viewer, layer_data: Sequence[tuple], replace: bool = False) -> list:
-    """Add (data, kwargs, "image") tuples to ``viewer``; with ``replace``, same-named layers are updated."""
+def add_layers(viewer, layer_data: Sequence[tuple], replace: bool = False, in_place: bool = False) -> list:
+    """Add (data, kwargs, "image") tuples to ``viewer``.
+
+    ``replace``: a layer of the same name gets the new data instead of a new layer being added.
+    ``in_place``: and when shape and dtype match, its array is overwritten in place and the
+    layer refreshed, which skips napari's dims update (live sliders: ~1 ms instead of ~3).
+    """
     layers = []
     for data, kwargs, _kind in layer_data:
         name = kwargs.get("name")
         if replace and name in viewer.layers:
             layer = viewer.layers[name]
-            if layer.data.shape == data.shape:
+            if isinstance(layer, Image) and layer.data.shape == data.shape:
                 layer.metadata = kwargs.get("metadata", {})
-                layer.data = data
+                if in_place and isinstance(layer.data, np.ndarray) and layer.data.dtype == data.dtype \
+                        and layer.data.flags.writeable:
+                    layer.data[...] = data
+                    layer.refresh()
+                else:
+                    layer.data = data
                 layers.append(layer)
                 continue
             viewer.layers.remove(layer)

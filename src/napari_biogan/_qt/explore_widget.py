@@ -15,7 +15,7 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
                             QWidget)
 
-from ..core.render import LatestOnlyRenderer
+from ..core.render import LatestOnlyRenderer, match_torch_threads
 from ._common import PRECISIONS, SessionWidget, add_layers, report_error
 from .controls import ControlWidget, FloatSlider
 from .generate_widget import load_default_model, provenance_for
@@ -40,12 +40,14 @@ class ExploreRequest:
 
 def render_request(request: ExploreRequest):
     """Runs on the render thread: (1, C, *sample_axes) in [0, 1]."""
+    match_torch_threads()
     return request.model.render(request.z, request.condition, precision=request.precision)
 
 
 def compute_directions(model):
     from ..core.render import gan_space
 
+    match_torch_threads()
     return model, gan_space(model, n=GANSPACE_SAMPLES, k=MAX_DIRECTIONS, seed=0)
 
 
@@ -53,6 +55,7 @@ def render_path(model, keyframes: list, steps: int, condition, precision: str):
     """Worker: a slerp path through the keyframes' latents, rendered (P, C, *sample_axes)."""
     from ..core.latent import keyframe_path
 
+    match_torch_threads()
     path = keyframe_path([z.reshape(-1) for z in keyframes], steps, "slerp")
     latents = path.reshape(len(path), *keyframes[0].shape[1:])
     return model, model.render(latents, condition, precision=precision), path
@@ -141,7 +144,8 @@ class ExploreWidget(SessionWidget):
         if self.session.model is None:
             self.status.setText("Loading the shipped demo model...")
             self.run_worker(load_default_model, self.session.device, action="Loading the demo model",
-                            on_return=self._default_loaded)
+                            on_return=self._default_loaded,
+                            on_error=lambda err: self.status.setText("No model: load one in the Model widget."))
         else:
             self._on_model_changed(self.session.model)
 
@@ -248,7 +252,7 @@ class ExploreWidget(SessionWidget):
                                     precision=request.precision, **request.settings)
         axes = "C" + "".join(model.family.sample_axes)
         add_layers(self.viewer, sample_layers(result.value[0], model.channels, axes, LAYER_NAME, provenance),
-                   replace=True)
+                   replace=True, in_place=True)
         self.applied_id = result.request_id
         now = time.perf_counter()
         self.latencies.append(now - result.submitted_at)

@@ -17,9 +17,10 @@ from .generate_widget import LATENT_NOTE, generate_samples, provenance_for
 
 
 def layer_tuple(layer) -> tuple[Any, dict[str, Any], str]:
-    """A napari image layer as (data, meta, "image"), the form the npe2 writer receives."""
+    """A napari image layer as (data, meta, "image"), the form the npe2 writer receives (data copied)."""
     cmap = getattr(layer.colormap, "name", "gray")
-    return (np.asarray(layer.data), {"name": layer.name, "metadata": dict(layer.metadata),
+    # a copy: the file is written on another thread while the layer may change (Explore updates in place)
+    return (np.array(layer.data), {"name": layer.name, "metadata": dict(layer.metadata),
                                      "axis_labels": tuple(layer.axis_labels), "rgb": bool(layer.rgb),
                                      "colormap": cmap}, "image")
 

@@ -24,6 +24,9 @@ def load_default_model(device: str):
 
 def generate_samples(model, n: int, seed: int, precision: str, device: str):
     """Worker: yields samples done so far; returns (model, images (N, C, *axes) in [0, 1])."""
+    from ..core.render import match_torch_threads
+
+    match_torch_threads()  # the same pixels on every thread
     if model is None:
         model = load_default_model(device)
     latents = model.latents(n, seed)

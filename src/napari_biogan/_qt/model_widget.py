@@ -98,6 +98,7 @@ class ModelWidget(SessionWidget):
         self.device_combo.addItems(DEVICE_CHOICES)
         self.device_combo.setCurrentText(self.session.device)
         self.device_combo.currentTextChanged.connect(self.session.set_device)
+        self.device_combo.setToolTip("Where the next model loaded, built or trained runs (auto: cuda, mps, cpu)")
         form.addRow("Device", self.device_combo)
         buttons = QHBoxLayout()
         self.load_button = QPushButton("Load")

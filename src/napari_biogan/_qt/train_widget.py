@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from napari.qt.threading import GeneratorWorker
 from napari.utils import progress
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                             QPushButton, QRadioButton, QSpinBox, QWidget)
@@ -68,31 +69,23 @@ def _parse_value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def load_training_array(path: str) -> np.ndarray:
-    """Images from a TIFF file or a folder of TIFFs (the data package's loader when installed)."""
+def load_training_array(path: str, video: bool = False) -> np.ndarray:
+    """Images from a TIFF file or folder: 2D planes (N, Y, X) or, for video families, clips (N, T, Y, X)."""
     from ..core.errors import DataError
+    from ..data.tiff_io import list_tiffs, load_image_stack, load_training_images
 
-    if not Path(path).exists():
+    path = Path(path)
+    if not path.exists():
         raise DataError(f"No TIFF file or folder at {path}.")
-    try:
-        from ..data.tiff_io import load_training_images
-    except ImportError:
-        load_training_images = None
-    if load_training_images is not None:
+    if not video:
         return load_training_images(path)
-    import tifffile
-
-    files = sorted(Path(path).glob("*.tif*")) if Path(path).is_dir() else [Path(path)]
-    if not files:
-        raise DataError(f"{path} holds no TIFF files.")
-    try:
-        arrays = [tifffile.imread(f) for f in files]
-    except (OSError, ValueError, tifffile.TiffFileError) as err:
-        raise DataError(f"Cannot read the TIFFs in {path}: {err}.") from err
-    if len({a.shape for a in arrays}) > 1:
-        raise DataError(f"The TIFFs in {path} have different shapes.")
-    return np.stack(arrays) if len(arrays) > 1 and arrays[0].ndim == 2 else np.concatenate(
-        [a[None] if a.ndim == 2 else a for a in arrays])
+    if path.is_dir():  # one clip (T, Y, X) per file
+        clips = [load_image_stack(file) for file in list_tiffs(path)]
+        if len({c.shape for c in clips}) > 1:
+            raise DataError(f"The TIFF stacks in {path.name} have different shapes; crop them to one size.")
+        return np.stack(clips)
+    stack = load_image_stack(path)
+    return stack[np.newaxis] if stack.ndim == 3 else stack
 
 
 def run_training(job: TrainJob):
@@ -101,10 +94,13 @@ def run_training(job: TrainJob):
     from ..core.errors import DataError, FamilyMismatchError
     from ..core.model import GanModel
     from ..core.registry import get_family
+    from ..core.render import match_torch_threads
     from ..core.training import Trainer, TrainSettings
 
+    match_torch_threads()  # training on this worker thread reproduces a run on the main thread
     family = get_family(job.family)
-    array = load_training_array(job.data) if isinstance(job.data, (str, Path)) else job.data
+    video = len(family.sample_axes) > 2
+    array = load_training_array(job.data, video) if isinstance(job.data, (str, Path)) else job.data
     hparams = {**job.hparams, **({"batch_size": job.batch_size} if job.batch_size else {})}
     settings = TrainSettings(steps=job.steps, seed=job.seed, output=job.output, overwrite=job.overwrite,
                              checkpoint_every=job.checkpoint_every, preview_every=job.preview_every,
@@ -133,6 +129,19 @@ def run_training(job: TrainJob):
     return last
 
 
+class TrainWorker(GeneratorWorker):
+    """A generator worker whose quit() is a Cancel: napari's activity-dock cancel and closing
+    the viewer stop training at the next step WITH a checkpoint, instead of dropping the run."""
+
+    job: TrainJob | None = None
+
+    def quit(self) -> None:
+        if self.job is not None and self.job.trainer is not None:
+            self.job.stop()  # the loop saves, yields "cancelled" and ends: the worker finishes normally
+        else:
+            super().quit()
+
+
 def _load(path: str, device: str):
     from ..core.model import GanModel
 
@@ -147,6 +156,8 @@ class TrainWidget(SessionWidget):
         from ..core.registry import family_titles
 
         self.job: TrainJob | None = None
+        jobs = self._jobs = []  # the running job, stopped (checkpoint kept) if Qt deletes the widget
+        self.destroyed.connect(lambda *_: [job.stop() for job in jobs])
         self.trained_path: str | None = None
         self.events: list = []  # every event of the current run (tests, scripts)
         self._bar = None
@@ -259,6 +270,7 @@ class TrainWidget(SessionWidget):
         except BioGanError as err:
             report_error(err, "Training")
             return
+        self._jobs[:] = [self.job]
         self.events, self.trained_path, self.previews = [], None, 0
         self.loss_plot.clear()
         self.use_button.setEnabled(False)
@@ -266,8 +278,10 @@ class TrainWidget(SessionWidget):
         self.cancel_button.setEnabled(True)
         self.status.setText("Preparing the data...")
         self._bar = progress(total=self.job.steps, desc=f"Training {self.job.family}")
-        self.run_worker(run_training, self.job, action="Training", on_yield=self._on_event,
-                        on_error=self._on_error, on_done=self._done)
+        job = self.job
+        self.run_worker(run_training, job, action="Training", on_yield=self._on_event, on_error=self._on_error,
+                        on_done=self._done, _worker_class=TrainWorker,
+                        configure=lambda worker: setattr(worker, "job", job))
 
     def cancel(self) -> None:
         """Stop at the next step; the checkpoint is kept (and offered for Resume)."""

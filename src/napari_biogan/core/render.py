@@ -142,6 +142,21 @@ class LatestOnlyRenderer:
                     self._cond.notify_all()
 
 
+def match_torch_threads() -> None:
+    """Give the calling thread torch's global intra-op thread count.
+
+    OpenMP keeps the thread count per OS thread, and a new thread starts from the
+    default, not from what ``torch.set_num_threads`` set elsewhere. The thread count
+    changes the order of floating-point sums, so without this a render on a worker
+    thread can differ in the last bit from the same render on the main thread (or on
+    another worker). Call it at the start of work on any background thread; it costs
+    well under a microsecond.
+    """
+    import torch
+
+    torch.set_num_threads(torch.get_num_threads())
+
+
 # -- what the Explore widget renders: latents moved along GANSpace directions ----------------------
 
 @dataclass

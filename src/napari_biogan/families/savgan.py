@@ -239,10 +239,11 @@ def prepare_videos(array, channels: int, size: tuple[int, int, int]):
 
 
 def video_metrics(model, real, n: int, seed: int) -> dict[str, float]:
-    """Fréchet distance of frame pixels (cheap, network-free) and, when available, AACD.
+    """Metrics of ``n`` generated videos against real ones prepared by :func:`prepare_videos` ([-1, 1]).
 
-    ``real``: videos from :func:`prepare_videos` in [-1, 1]. AACD comes from
-    ``metrics/video.py`` when that module is present.
+    Always: the Fréchet distance of frame pixels (cheap, network-free). With
+    ``metrics/video.py``: AACD of the generated and the real videos (0..255 scale,
+    as in the paper) and the network-free statistical FVD.
     """
     from ..metrics.frechet import frechet_distance, pixel_features
 
@@ -255,11 +256,13 @@ def video_metrics(model, real, n: int, seed: int) -> dict[str, float]:
 
     result = {"fd_frames_pixels": frechet_distance(pixel_features(frames(fake)), pixel_features(frames(real01)))}
     try:
-        from ..metrics.video import aacd
-    except ImportError:  # written by another module; optional here
+        from ..metrics.video import aacd, frechet_video_distance
+    except ImportError:  # optional: written alongside this family
         return result
-    result["aacd"] = float(aacd(fake[:, 0]))
-    result["aacd_real"] = float(aacd(real01[:, 0]))
+    fake_t, real_t = np.moveaxis(fake, 1, 2), np.moveaxis(real01, 1, 2)  # (N, T, C, Y, X): C is averaged
+    result["aacd"], result["aacd_real"] = aacd(fake_t), aacd(real_t)
+    if n >= 2:
+        result["fvd_stats"] = frechet_video_distance(real_t, fake_t, "stats")
     return result
 
 

@@ -23,6 +23,13 @@ where Q~, K~ are m landmarks. Choices, and why (REFERENCE section 1):
 - The output is computed right to left, k1 @ (Z @ (k3 @ V)): the largest
   intermediate is N x m, never N x N, so memory grows linearly with N.
 - When N <= m the module uses exact attention (cheaper and exact).
+
+Speed (the module, not the raw functions): q, k come from one matrix product on
+the channels-first map; the value projection is applied to the m landmark
+averages of x instead of to all N tokens (exact, since softmax rows sum to 1);
+each softmax runs over a contiguous axis. Without autograd (generation), the two
+N-sized products run over chunks of 2048 tokens with an online softmax, so the
+temporaries stay in cache and no N x m matrix is allocated at all.
 """
 
 from __future__ import annotations
@@ -68,19 +75,21 @@ def landmark_grid(spatial_shape: tuple[int, ...], landmarks: int) -> tuple[int, 
 
 def pool_landmarks(x: torch.Tensor, spatial_shape: tuple[int, ...] | None, landmarks: int) -> torch.Tensor:
     """Segment means of tokens x (B, N, d) -> (B, m, d), pooled on the map when its shape is known."""
-    b, n, d = x.shape
+    return _pool_channels_first(x.transpose(1, 2), spatial_shape, landmarks).transpose(1, 2)
+
+
+def _pool_channels_first(x: torch.Tensor, spatial_shape: tuple[int, ...] | None, landmarks: int) -> torch.Tensor:
+    """Segment means of x (B, d, N) -> (B, d, m)."""
+    b, d, n = x.shape
     if spatial_shape is not None and 1 <= len(spatial_shape) <= 3 and math.prod(spatial_shape) == n:
         grid = landmark_grid(tuple(spatial_shape), landmarks)
         if all(s % g == 0 for s, g in zip(spatial_shape, grid)):
             # equal cells: a reshape and a mean (much faster than adaptive pooling, backward included)
             split = [v for g, s in zip(grid, spatial_shape) for v in (g, s // g)]
-            cells = x.reshape(b, *split, d).mean(dim=tuple(range(2, 2 * len(grid) + 1, 2)))
-            return cells.reshape(b, -1, d)
+            return x.reshape(b, d, *split).mean(dim=tuple(range(3, 2 * len(grid) + 2, 2))).reshape(b, d, -1)
         pool = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[len(spatial_shape) - 1]
-        pooled = pool(x.transpose(1, 2).reshape(b, d, *spatial_shape), grid)
-    else:  # no map: contiguous segments of the token sequence
-        pooled = F.adaptive_avg_pool1d(x.transpose(1, 2), min(landmarks, n))
-    return pooled.reshape(b, d, -1).transpose(1, 2)
+        return pool(x.reshape(b, d, *spatial_shape), grid).reshape(b, d, -1)
+    return F.adaptive_avg_pool1d(x, min(landmarks, n))  # no map: contiguous segments of the token sequence
 
 
 def newton_schulz_pinv(k: torch.Tensor, iterations: int = 6) -> torch.Tensor:
@@ -88,18 +97,42 @@ def newton_schulz_pinv(k: torch.Tensor, iterations: int = 6) -> torch.Tensor:
 
     Z <- Z (13 I - K Z (15 I - K Z (7 I - K Z))) / 4 from Z0 = K^T / (max col-sum *
     max row-sum), the scale taken per matrix (per sample) so one badly scaled sample
-    does not slow the others' convergence. Autocast is off: in bf16 the iteration diverges.
+    does not slow the others' convergence. Always fp32 (autocast off): k2's condition
+    number reaches 1e4 and more, far beyond what bf16's 8-bit mantissa can invert.
     """
     with torch.autocast(device_type=k.device.type, enabled=False):
         k = k.float()
         absk = k.abs()
         scale = absk.sum(dim=-2).amax(dim=-1) * absk.sum(dim=-1).amax(dim=-1)  # (...,)
-        z = k.transpose(-1, -2) / scale[..., None, None]
-        eye = torch.eye(k.shape[-1], device=k.device, dtype=k.dtype)
-        for _ in range(iterations):
-            kz = k @ z
-            z = 0.25 * z @ (13 * eye - kz @ (15 * eye - kz @ (7 * eye - kz)))
-    return z
+        shape, m = k.shape, k.shape[-1]
+        k = k.reshape(-1, m, m)
+        z = k.transpose(1, 2) / scale.reshape(-1, 1, 1)
+        eye = torch.eye(m, device=k.device, dtype=k.dtype)
+        eye7, eye15, eye13 = 7 * eye, 15 * eye, 13 * eye
+        for _ in range(iterations):  # fused a*I - A @ B products: 5 operations per iteration instead of 8
+            kz = torch.bmm(k, z)
+            inner = torch.baddbmm(eye15, kz, eye7 - kz, alpha=-1)
+            inner = torch.baddbmm(eye13, kz, inner, alpha=-1)
+            z = torch.baddbmm(z, z, inner, beta=0, alpha=0.25)
+    return z.reshape(shape)
+
+
+def nystrom_kernels(q: torch.Tensor, k: torch.Tensor, landmarks: int, spatial_shape: tuple[int, ...] | None,
+                    iterations: int = 6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three Nyström factors for channels-first q, k (B, d, N), q already scaled by 1/sqrt(d).
+
+    Returns k1 = softmax(Q K~^T) (B, N, m), k3 = softmax(Q~ K^T) (B, m, N) and
+    Z ~ pinv(softmax(Q~ K~^T)) (B, m, m) in fp32. Each softmax runs over the
+    contiguous last axis (about twice as fast on CPUs as over a strided one);
+    the transposed operands are left to the matrix products, which need no copies.
+    """
+    q_l = _pool_channels_first(q, spatial_shape, landmarks)  # (B, d, m)
+    k_l = _pool_channels_first(k, spatial_shape, landmarks)
+    k1 = (q.transpose(1, 2) @ k_l).softmax(dim=-1)
+    k3 = (q_l.transpose(1, 2) @ k).softmax(dim=-1)
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        k2 = (q_l.float().transpose(1, 2) @ k_l.float()).softmax(dim=-1)
+    return k1, k3, newton_schulz_pinv(k2, iterations)
 
 
 def nystrom_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, landmarks: int = 64,
@@ -111,14 +144,8 @@ def nystrom_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, landmar
     approximation, even when m == N (then it equals exact attention up to the
     Newton-Schulz error), so tests can check it against exact attention.
     """
-    q = q * q.shape[-1] ** -0.5  # scale the queries once, not the N x m score matrices
-    q_l = pool_landmarks(q, spatial_shape, landmarks)
-    k_l = pool_landmarks(k, spatial_shape, landmarks)
-    k1 = (q @ k_l.transpose(1, 2)).softmax(dim=-1)  # (B, N, m)
-    k3 = (q_l @ k.transpose(1, 2)).softmax(dim=-1)  # (B, m, N)
-    with torch.autocast(device_type=q.device.type, enabled=False):
-        k2 = (q_l.float() @ k_l.float().transpose(1, 2)).softmax(dim=-1)  # (B, m, m) in fp32
-    z = newton_schulz_pinv(k2, iterations)
+    q = q * q.shape[-1] ** -0.5
+    k1, k3, z = nystrom_kernels(q.transpose(1, 2), k.transpose(1, 2), landmarks, spatial_shape, iterations)
     landmark_values = k3 @ v  # (B, m, c)
     with torch.autocast(device_type=q.device.type, enabled=False):
         # Z can have large entries of both signs: apply it in fp32 so bf16 rounding does not cancel badly.
@@ -153,23 +180,116 @@ class SelfAttention(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
-        """The attention output before the residual (B, C, *spatial)."""
+        """The attention output before the residual and gamma (B, C, *spatial)."""
         b, c, *spatial = x.shape
+        if self.mode == "nystrom" and math.prod(spatial) > self.landmarks:
+            return self._nystrom(x, None).reshape(x.shape)
         flat = x.reshape(b, c, -1)
         # q, k and v in one matrix product (B, C, N) -> (B, 2d + c, N); oneDNN's 1x1 Conv1d is far slower on CPUs
         weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
         bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
         q, k, v = (torch.matmul(weight, flat) + bias[:, None]).transpose(1, 2).split(self.split, dim=-1)
-        if self.mode == "nystrom" and flat.shape[-1] > self.landmarks:
-            out = nystrom_attention(q, k, v, self.landmarks, tuple(spatial), self.iterations)
-        else:
-            out = full_attention(q, k, v)
+        out = full_attention(q, k, v)
         if self.project is not None:
             out = self.project(out)
         return out.transpose(1, 2).reshape(b, -1, *spatial)
 
+    def _nystrom(self, x: torch.Tensor, gamma: torch.Tensor | None, residual: bool = False) -> torch.Tensor:
+        """gamma * attention(x) (the bare attention when gamma is None), plus x if ``residual``, as (B, C, N).
+
+        Works channels-first end to end and folds the value projection h (and the output
+        projection) into the m landmark values: softmax rows sum to 1, so k3 (x^T W_h^T +
+        b_h) = (k3 x^T) W_h^T + b_h. Exact, and the N x c value map is never made.
+        Under autocast the big products run in the autocast precision; Z stays in fp32.
+        Without autograd (generation) the two N-sized products run over chunks of tokens
+        that stay in cache (see :func:`_landmark_average_chunked`, :func:`_spread_chunked`).
+        """
+        b, c, *spatial = x.shape
+        flat_x = x.reshape(b, c, -1)
+        autocast = torch.is_autocast_enabled(x.device.type)
+        dtype = torch.get_autocast_dtype(x.device.type) if autocast else flat_x.dtype
+        flat = flat_x.to(dtype)
+        chunked = not torch.is_grad_enabled()
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            scale = self.query.weight.shape[0] ** -0.5
+            weight = torch.cat([self.query.weight * scale, self.key.weight]).to(dtype)
+            bias = torch.cat([self.query.bias * scale, self.key.bias]).to(dtype)
+            q, k = (torch.matmul(weight, flat) + bias[:, None]).split(self.split[:2], dim=1)
+            q_l = _pool_channels_first(q, tuple(spatial), self.landmarks)
+            k_l = _pool_channels_first(k, tuple(spatial), self.landmarks)
+            k2 = (q_l.float().transpose(1, 2) @ k_l.float()).softmax(dim=-1)
+            z = newton_schulz_pinv(k2, self.iterations)
+            if chunked:
+                pooled_x = _landmark_average_chunked(q_l, k, flat)
+            else:
+                pooled_x = ((q_l.transpose(1, 2) @ k).softmax(dim=-1) @ flat.transpose(1, 2)).float()
+            values = pooled_x @ self.value.weight.float().T + self.value.bias.float()  # (B, m, c_v)
+            mixed = z @ values  # fp32: Z has large entries of both signs
+            extra = None
+            if self.project is not None:
+                mixed = mixed @ self.project.weight.float().T
+                extra = self.project.bias.float()
+            if gamma is not None:
+                mixed = mixed * gamma.float()
+                extra = None if extra is None else extra * gamma.float()
+            mixed_t = mixed.transpose(1, 2).to(dtype)  # (B, C, m)
+            if chunked:
+                out = _spread_chunked(mixed_t, q, k_l, flat_x if residual else None)
+            else:
+                out = mixed_t @ (q.transpose(1, 2) @ k_l).softmax(dim=-1).transpose(1, 2)  # (B, C, N)
+                out = flat_x + out if residual else out
+            if extra is not None:
+                out = out + extra.to(out.dtype)[:, None]
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "nystrom" and math.prod(x.shape[2:]) > self.landmarks:
+            return self._nystrom(x, self.gamma, residual=True).reshape(x.shape)
         return x + self.gamma * self.attend(x)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, landmarks={self.landmarks}" if self.mode == "nystrom" else "mode='full'"
+
+
+CHUNK = 2048  # tokens per chunk when generating: 2048 x 64 landmarks x 4 bytes = 512 KiB, cache-sized
+
+
+def _landmark_average_chunked(q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """softmax(Q~ K^T) x^T (B, m, C) in fp32, one chunk of tokens at a time (online softmax).
+
+    A running maximum per landmark keeps the exponentials finite; earlier partial sums are
+    rescaled when it grows (the flash-attention recurrence). Nothing larger than CHUNK x m is
+    made. The chunk's scores are laid out (tokens, landmarks) and the products as x @ E:
+    with q_l, k and x as they come, these are the layouts CPU matrix kernels are fastest on.
+    """
+    running_max = numerator = denominator = None
+    for start in range(0, k.shape[-1], CHUNK):
+        logits = k[:, :, start:start + CHUNK].transpose(1, 2) @ q_l  # (B, chunk, m)
+        chunk_max = logits.amax(dim=1, keepdim=True).float()  # (B, 1, m)
+        new_max = chunk_max if running_max is None else torch.maximum(running_max, chunk_max)
+        weights = logits.sub_(new_max.to(logits.dtype)).exp_()
+        part = (x[:, :, start:start + CHUNK] @ weights).float()  # (B, C, m)
+        total = weights.sum(dim=1, keepdim=True).float()  # CPU and CUDA sums of bf16 accumulate in fp32
+        if running_max is None:
+            numerator, denominator = part, total
+        else:
+            rescale = (running_max - new_max).exp_()
+            numerator, denominator = numerator * rescale + part, denominator * rescale + total
+        running_max = new_max
+    return (numerator / denominator).transpose(1, 2)
+
+
+def _spread_chunked(mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
+                    residual: torch.Tensor | None) -> torch.Tensor:
+    """mixed_t @ softmax(Q K~^T)^T (B, C, N), plus ``residual`` (B, C, N) if given, chunk by chunk."""
+    b, c, n = mixed_t.shape[0], mixed_t.shape[1], q.shape[-1]
+    out_dtype = residual.dtype if residual is not None else mixed_t.dtype
+    out = torch.empty(b, c, n, dtype=out_dtype, device=q.device)
+    for start in range(0, n, CHUNK):
+        k1 = (q[:, :, start:start + CHUNK].transpose(1, 2) @ k_l).softmax(dim=-1)  # (B, chunk, m)
+        part = mixed_t @ k1.transpose(1, 2)
+        if residual is not None:
+            torch.add(residual[:, :, start:start + CHUNK], part.to(out_dtype), out=out[:, :, start:start + CHUNK])
+        else:
+            out[:, :, start:start + CHUNK] = part
+    return out

@@ -1,0 +1,55 @@
+"""File > Open Sample entries and the reader's choice of files."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_biogan import sample_data
+from napari_biogan.core.errors import DataError
+from napari_biogan.core.export import PROVENANCE_KEY
+from napari_biogan.io import get_reader
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def test_synthetic_digits_sample(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-biogan", "synthetic-digits")
+    layer = viewer.layers[-1]
+    assert layer.data.shape == (16, 32, 32) and tuple(layer.axis_labels) == ("N", "Y", "X")
+    assert layer.metadata[PROVENANCE_KEY]["model"] == "mnist-dcgan"
+    assert 0 <= layer.data.min() and layer.data.max() <= 1 and layer.data.std() > 0.05
+
+
+def test_moving_mnist_sample(make_napari_viewer):
+    if not (SHARED_DATA / "mnist").is_dir():
+        pytest.skip(f"MNIST is not in {SHARED_DATA} (shared data absent)")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-biogan", "moving-mnist")
+    layer = viewer.layers[-1]
+    assert layer.data.shape == (16, 10, 64, 64) and tuple(layer.axis_labels) == ("N", "T", "Y", "X")
+
+
+def test_missing_data_module_is_one_plain_sentence(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "napari_biogan.data.clips":
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return real(name, *args)
+
+    monkeypatch.setattr(sample_data.importlib, "import_module", fake)
+    with pytest.raises(DataError, match="T98G cell clips needs napari_biogan.data.clips"):
+        sample_data.t98g_clips()
+
+
+def test_reader_only_takes_our_tiffs(tmp_path):
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.zeros((4, 5), np.uint8))
+    assert get_reader(str(plain)) is None
+    assert get_reader(str(tmp_path / "missing.tif")) is None
+    assert get_reader(str(tmp_path / "model.safetensors")) is None
