@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import shared_data
+from real_data import shared_data
 from napari_biogan.core.errors import DataError
 from napari_biogan.data.clips import (crop_moving_clips, downscale_movie, load_t98g, motion_map, read_tracks_csv,
                                       t98g_clips)

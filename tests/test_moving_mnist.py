@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from conftest import shared_data
+from real_data import shared_data
 from napari_biogan.core.errors import DataError
 from napari_biogan.data.mnist import load_mnist_test, load_mnist_train
 from napari_biogan.data.moving_mnist import bounce_positions, build_moving_mnist

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import shared_data
+from real_data import shared_data
 from napari_biogan.core.errors import DataError, ModelFileError
 from napari_biogan.metrics.digit_classifier import DIGIT_CLASSIFIER_FILE
 from napari_biogan.metrics.video import (aacd, cell_video_metrics, cos_ts, flips_per_sequence,
