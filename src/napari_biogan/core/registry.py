@@ -78,21 +78,26 @@ class Family(ABC):
     def channels(self, config) -> list[Channel]:
         """Output channels with their display colormaps."""
 
-    @abstractmethod
-    def latent_dim(self, config) -> int: ...
+    def latent_dim(self, config) -> int:
+        """Length of one latent vector; default: ``config.latent_dim``."""
+        return int(config.latent_dim)
 
     def sample_latent(self, config, n: int, generator: "torch.Generator") -> "torch.Tensor":
         import torch
 
         return torch.randn(n, self.latent_dim(config), generator=generator)
 
-    @abstractmethod
     def generate(self, nets, config, z: "torch.Tensor", condition: Any = None) -> "torch.Tensor":
-        """Images in [-1, 1], shaped (N, C, *sample_axes)."""
+        """Images in [-1, 1], shaped (N, C, *sample_axes); default: ``nets["generator"](z)``."""
+        return nets["generator"](z)
 
     def latent_features(self, nets, config, z: "torch.Tensor") -> "torch.Tensor":
-        """Early generator activations for GANSpace-style directions; default: z itself."""
-        return z
+        """Early generator activations (N, F) for GANSpace-style directions.
+
+        Default: the generator's ``features(z)`` when it has one, else z itself.
+        """
+        features = getattr(nets["generator"], "features", None)
+        return features(z).flatten(1) if features is not None else z
 
     def controls(self, config) -> list[Control]:
         """Extra controls beyond seed and principal directions (codes, attributes...)."""

@@ -94,15 +94,6 @@ class Dcgan2dFamily(Family):
         maps = list(config.colormaps) + ["gray"] * config.channels
         return [Channel(names[i], maps[i]) for i in range(config.channels)]
 
-    def latent_dim(self, config):
-        return config.latent_dim
-
-    def generate(self, nets, config, z, condition=None):
-        return nets["generator"](z)
-
-    def latent_features(self, nets, config, z):
-        return nets["generator"].features(z)
-
     def prepare_data(self, array, config):
         return prepare_images(array, config.channels, (config.height, config.width))
 

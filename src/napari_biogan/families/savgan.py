@@ -101,15 +101,6 @@ class SavganFamily(Family):
     def channels(self, config):
         return [Channel("video" if config.channels == 1 else f"channel {i}") for i in range(config.channels)]
 
-    def latent_dim(self, config):
-        return config.latent_dim
-
-    def generate(self, nets, config, z, condition=None):
-        return nets["generator"](z)
-
-    def latent_features(self, nets, config, z):
-        return nets["generator"].features(z).flatten(1)
-
     def prepare_data(self, array, config):
         return prepare_videos(array, config.channels, (config.frames, config.height, config.width))
 

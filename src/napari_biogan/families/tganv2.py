@@ -158,19 +158,10 @@ class Tganv2Family(Family):
     def channels(self, config):
         return [Channel("video" if config.channels == 1 else f"channel {i}") for i in range(config.channels)]
 
-    def latent_dim(self, config):
-        return config.latent_dim
-
     def sample_latent(self, config, n, generator):
         import torch
 
         return torch.rand(n, config.latent_dim, generator=generator) * 2 - 1  # uniform, as in TGANv2
-
-    def generate(self, nets, config, z, condition=None):
-        return nets["generator"](z)
-
-    def latent_features(self, nets, config, z):
-        return nets["generator"].features(z).flatten(1)
 
     def prepare_data(self, array, config):
         from .savgan import prepare_videos
