@@ -114,3 +114,17 @@ def test_loading_never_unpickles(tiny, tmp_path, monkeypatch):
     header_len = struct.unpack("<Q", path.read_bytes()[:8])[0]
     header = json.loads(path.read_bytes()[8:8 + header_len])
     assert "__metadata__" in header  # the card travels in the safetensors header
+
+
+def test_zoo_lists_generators_only(tiny, tmp_path, monkeypatch):
+    from napari_biogan.core import zoo
+
+    monkeypatch.setenv("NAPARI_BIOGAN_MODELS", str(tmp_path))
+    tiny.save(tmp_path / "mine.safetensors")
+    checkpoint.save_tensors(tmp_path / "classifier.safetensors", {"w": torch.zeros(2)}, {"kind": "classifier"})
+    (tmp_path / "junk.safetensors").write_text("not a model")
+    names = {info.name: info for info in zoo.list_models()}
+    assert "mine" in names and not names["mine"].shipped
+    assert "classifier" not in names and "junk" not in names
+    assert names["mnist-dcgan"].shipped and names["mnist-dcgan"].family == "dcgan2d"
+    assert zoo.resolve_model("mine") == tmp_path / "mine.safetensors"
