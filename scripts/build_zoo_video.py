@@ -1,11 +1,12 @@
 """Train the shipped video models: SAVGAN and its 3DGAN ablation on Moving MNIST and on T98G cell clips.
 
-    python scripts/build_zoo_video.py [--steps 2000] [--only mmnist-savgan t98g-3dgan] [--batch 8]
+    python scripts/build_zoo_video.py [--steps 2000] [--only mmnist-savgan t98g-3dgan] [--batch 8] [--threads 1]
 
 Writes, generator only (small files), with model cards:
 
     src/napari_biogan/zoo/mmnist-savgan.safetensors   src/napari_biogan/zoo/mmnist-3dgan.safetensors
     src/napari_biogan/zoo/t98g-savgan.safetensors     src/napari_biogan/zoo/t98g-3dgan.safetensors
+    src/napari_biogan/zoo/mmnist-tganv2.safetensors   (the TGANv2 comparison, "cpu-small" TGANv2 config)
 
 Every model is the "cpu-small" SAVGAN config (16 frames of 32x32, 1.19 M generator
 parameters; the 3DGAN is the same network without its attention layers), trained
@@ -37,13 +38,17 @@ from napari_biogan.core.model import GanModel
 from napari_biogan.core.training import Trainer, TrainSettings
 from napari_biogan.core.zoo import ZOO_DIR
 from napari_biogan.families.savgan import savgan_config
+from napari_biogan.families.tganv2 import tganv2_config
 
-MODELS = {
+MODELS = {  # name: (data set, variant)
     "mmnist-savgan": ("mmnist", "nystrom"),
     "mmnist-3dgan": ("mmnist", "none"),
+    "mmnist-tganv2": ("mmnist", "tganv2"),
     "t98g-savgan": ("t98g", "nystrom"),
     "t98g-3dgan": ("t98g", "none"),
 }
+VARIANT_NOTES = {"nystrom": " (SAVGAN: Nyström self-attention)", "none": " (3DGAN: no attention)",
+                 "tganv2": " (TGANv2 comparison)"}
 DESCRIPTIONS = {
     "mmnist": "Moving MNIST videos, 16 frames of 32x32: one digit bouncing horizontally (demo model)",
     "t98g": "Phase-contrast videos of migrating T98G glioblastoma cells, 16 frames of 32x32 (demo model)",
@@ -70,28 +75,14 @@ def load_clips(dataset: str, frames: int, clips: int, seed: int) -> tuple[np.nda
     return train, None
 
 
-def clip_metrics(dataset: str, model: GanModel, real01: np.ndarray, n: int, seed: int) -> dict[str, float]:
-    """The paper's video metrics of ``n`` generated clips against real clips in [0, 1]."""
-    from napari_biogan.metrics import video
-
-    fake = model.sample(n, seed=seed, precision="fp32")[:, 0]
-    if dataset == "mmnist":
-        try:
-            values = video.moving_mnist_metrics(fake, real01[:n])
-        except Exception as err:  # the digit classifier may be missing from a partial checkout
-            print(f"digit metrics unavailable ({err}); AACD and statistical FVD only")
-            values = video.cell_video_metrics(fake, real01[:n])
-    else:
-        values = video.cell_video_metrics(fake, real01[:n])
-    values["aacd_real"] = video.aacd(real01[:n])
-    return {k: round(float(v), 4) for k, v in values.items()}
-
-
 def build(name: str, args) -> None:
-    dataset, attention = MODELS[name]
-    config = savgan_config("cpu-small", attention=attention)
+    dataset, variant = MODELS[name]
+    if variant == "tganv2":
+        family, config = "tganv2", tganv2_config("cpu-small")
+    else:
+        family, config = "savgan", savgan_config("cpu-small", attention=variant)
     clips, held_out = load_clips(dataset, config.frames, args.clips, args.seed)
-    model = GanModel.new("savgan", config=config, seed=args.seed)
+    model = GanModel.new(family, config=config, seed=args.seed)
     data = model.family.prepare_data(clips, config)
     print(f"{name}: {len(data)} training clips {tuple(data.shape[1:])}", flush=True)
     work = Path(args.work) / f"{name}-train.safetensors"
@@ -108,14 +99,14 @@ def build(name: str, args) -> None:
             losses = " ".join(f"{k}={v:.3f}" for k, v in event.losses.items())
             print(f"{name} {event.kind} {event.step}/{event.total} {losses} "
                   f"{time.time() - start:.0f}s ({event.elapsed_s / max(event.step, 1):.2f} s/step)", flush=True)
-    real = held_out if held_out is not None else clips
-    real01 = (model.family.prepare_data(real, config).numpy()[:, 0] + 1) / 2
-    metrics = clip_metrics(dataset, model, real01, n=min(256, len(real01)), seed=123)
+    real = model.family.prepare_data(held_out if held_out is not None else clips, config)
+    metric_set = "digits" if dataset == "mmnist" else "cells"
+    metrics = model.evaluate(real, n=min(256, len(real)), seed=123, metric_set=metric_set)
+    metrics = {k: round(float(v), 4) for k, v in metrics.items()}
     out = Path(args.out_dir) / f"{name}.safetensors"
     training = {**model.card.get("training", {}), "steps": trainer.step}
     model.save(out, overwrite=True, include=("generator",), card={
-        "name": name, "description": DESCRIPTIONS[dataset] + (" (3DGAN: no attention)" if attention == "none"
-                                                              else " (SAVGAN: Nyström self-attention)"),
+        "name": name, "description": DESCRIPTIONS[dataset] + VARIANT_NOTES[variant],
         "data": DATA_NOTES[dataset], "metrics": metrics, "training": training, "training_state": None})
     print(f"saved {out}: {metrics}", flush=True)
 
@@ -123,7 +114,7 @@ def build(name: str, args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--only", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
+    parser.add_argument("--only", nargs="+", choices=sorted(MODELS), default=list(MODELS))
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--clips", type=int, default=2225, help="Moving MNIST training clips (the paper's 2,225)")
     parser.add_argument("--seed", type=int, default=0)
@@ -131,7 +122,12 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/napari-biogan-video-zoo", help="resumable training files")
     parser.add_argument("--fresh", action="store_true", help="ignore existing work files")
     parser.add_argument("--out-dir", default=str(ZOO_DIR))
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # two builds side by side on 2 cores: 1 thread each
     for name in args.only:
         build(name, args)
 

@@ -145,8 +145,20 @@ def test_latent_features_give_principal_directions():
 def test_metrics_report_frame_fd():
     model = GanModel.new("savgan", seed=0, **TINY)
     real = model.family.prepare_data(_videos(), model.config)
-    metrics = model.family.metrics(model, real, n=6, seed=0)
+    metrics = model.evaluate(real, n=6, seed=0)
     assert metrics["fd_frames_pixels"] >= 0
-    if "aacd" in metrics:  # metrics/video.py present
-        assert metrics["aacd"] > 0 and metrics["fvd_stats"] >= 0
-        assert 0 <= metrics["aacd_real"] < metrics["aacd"]  # an untrained G flickers more than the data
+    assert metrics["aacd"] > 0 and metrics["fvd_stats"] >= 0
+    assert 0 <= metrics["aacd_real"] < metrics["aacd"]  # an untrained G flickers more than the data
+    with pytest.raises(DataError, match="cells, digits"):
+        model.evaluate(real, n=6, metric_set="faces")
+
+
+def test_models_trained_on_moving_mnist_get_the_digit_metrics(monkeypatch):
+    model = GanModel.new("savgan", seed=0, **TINY)
+    asked = []
+    monkeypatch.setattr(model.family, "metrics", lambda m, real, n, seed, metric_set=None: asked.append(metric_set))
+    model.evaluate(None)
+    model.card["training"] = {"data": "Moving MNIST built from the MNIST training digits"}
+    model.evaluate(None)
+    model.evaluate(None, metric_set="cells")
+    assert asked == [None, "digits", "cells"]

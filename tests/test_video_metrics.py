@@ -9,7 +9,7 @@ from real_data import shared_data
 from napari_biogan.core.errors import DataError, ModelFileError
 from napari_biogan.metrics.digit_classifier import DIGIT_CLASSIFIER_FILE
 from napari_biogan.metrics.video import (aacd, cell_video_metrics, cos_ts, flips_per_sequence,
-                                         frechet_video_distance, moving_mnist_metrics)
+                                         frechet_video_distance, moving_mnist_metrics, video_report)
 from napari_biogan.metrics.video_features import (digit_video_features, load_i3d_torchscript,
                                                   statistical_video_features)
 
@@ -22,6 +22,9 @@ class PixelClassifier:
 
     def features(self, frames):
         return np.asarray(frames)[..., 0, :2]
+
+    def labels_and_features(self, frames):
+        return self.predict(frames), self.features(frames)
 
 
 def _constant_video(levels, size=8):
@@ -175,3 +178,18 @@ def test_shipped_classifier_on_moving_mnist(classifier):
     per_frame = classifier.features(videos[:3])                      # (3, 10, 512)
     assert pooled.shape == (3, 1024) and np.allclose(pooled[:, :512], per_frame.mean(1), atol=1e-5)
     assert np.allclose(pooled[:, 512:], np.abs(np.diff(per_frame, axis=1)).mean(1), atol=1e-5)
+
+
+def test_video_report_puts_the_real_values_beside_the_generated():
+    rng = np.random.default_rng(0)
+    real = np.repeat(rng.random((6, 1, 8, 8), dtype=np.float32), 5, axis=1)     # still videos
+    fake = rng.random((6, 5, 8, 8), dtype=np.float32)                            # flicker
+    cells = video_report(fake, real, "cells")
+    assert set(cells) == {"aacd", "aacd_real", "fvd_stats"}
+    assert cells["aacd_real"] == 0.0 and cells["aacd"] > 1 and cells["fvd_stats"] > 0
+    digits = video_report(fake, real, "digits", classifier=PixelClassifier())
+    assert {"flips_per_seq", "cos_ts", "fvd_digits", "flips_per_seq_real", "cos_ts_real"} <= set(digits)
+    assert digits["flips_per_seq_real"] == 0.0 and digits["cos_ts_real"] == pytest.approx(1.0)
+    assert digits["flips_per_seq"] > 0
+    with pytest.raises(DataError, match="cells, digits"):
+        video_report(fake, real, "faces")

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("-n", type=int, default=256, help="number of generated samples")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--metrics", default=None, metavar="SET",
+                   help="metric set, e.g. 'cells' or 'digits' for video models (default: digits for models "
+                        "trained on Moving MNIST, else the family's first)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="render a slerp path through seeds' latents as a T-stack TIFF")
@@ -250,7 +253,7 @@ def cmd_evaluate(args) -> int:
 
     model = _load(args)
     real = model.family.prepare_data(load_array(args.data, model.family), model.config)
-    metrics = model.family.metrics(model, real, n=args.n, seed=args.seed)
+    metrics = model.evaluate(real, n=args.n, seed=args.seed, metric_set=args.metrics)
     if not metrics:
         print(f"The '{model.family.name}' family declares no metrics.")
         return 0

@@ -108,6 +108,18 @@ class GanModel:
         """``n`` samples from ``seed``: the same model, seed and settings give identical pixels."""
         return self.render(self.latents(n, seed), condition, precision)
 
+    def evaluate(self, real: "torch.Tensor", n: int = 256, seed: int = 0,
+                 metric_set: str | None = None) -> dict[str, float]:
+        """The family's metrics of ``n`` samples against real data prepared by ``family.prepare_data``.
+
+        With no ``metric_set``, a model trained on Moving MNIST (its card says so) gets
+        the "digits" set where the family has one, any other model the family's default.
+        """
+        if metric_set is None and "digits" in self.family.metric_sets:
+            trained_on = f"{self.card.get('data', '')} {self.card.get('training', {}).get('data', '')}"
+            metric_set = "digits" if "mnist" in trained_on.lower() else None
+        return self.family.metrics(self, real, n=n, seed=seed, metric_set=metric_set)
+
     @property
     def channels(self):
         return self.family.channels(self.config)

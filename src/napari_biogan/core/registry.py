@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from .errors import UnknownFamilyError
+from .errors import DataError, UnknownFamilyError
 
 if TYPE_CHECKING:  # torch is imported lazily so napari starts fast
     import torch
@@ -119,9 +119,27 @@ class Family(ABC):
                    hparams: dict[str, Any], generator: "torch.Generator") -> dict[str, float]:
         """One generator update (with its critic updates); returns scalar losses."""
 
-    def metrics(self, model, real: "torch.Tensor", n: int, seed: int) -> dict[str, float]:
-        """Family metrics of ``model`` against real data prepared by :meth:`prepare_data`."""
+    #: named metric sets :meth:`metrics` can compute, the first is the default
+    #: (e.g. video families: "cells" and "digits" for Moving MNIST)
+    metric_sets: tuple[str, ...] = ("default",)
+
+    def metrics(self, model, real: "torch.Tensor", n: int, seed: int,
+                metric_set: str | None = None) -> dict[str, float]:
+        """Family metrics of ``n`` samples of ``model`` against real data prepared by :meth:`prepare_data`.
+
+        Keys ending in ``_real`` are the same metric of the real data (a reference to
+        read the generated value against), where the metric has one.
+        """
         return {}
+
+    def check_metric_set(self, metric_set: str | None) -> str:
+        """``metric_set`` or the default one; a plain error for unknown names."""
+        if metric_set is None:
+            return self.metric_sets[0]
+        if metric_set not in self.metric_sets:
+            raise DataError(f"The '{self.name}' family has no '{metric_set}' metrics; "
+                            f"choose one of {', '.join(self.metric_sets)}.")
+        return metric_set
 
 
 def register(cls: type[Family]) -> type[Family]:

@@ -117,9 +117,10 @@ class Dcgan2dFamily(Family):
     def latent_dim_of(nets) -> int:
         return nets["generator"].project.in_features
 
-    def metrics(self, model, real, n, seed):
+    def metrics(self, model, real, n, seed, metric_set=None):
         from ..metrics.frechet import frechet_distance, pixel_features
 
+        self.check_metric_set(metric_set)
         n = min(n, len(real))
         fake = model.sample(n, seed=seed, precision="fp32") * 2 - 1
         return {"fd_pixels": frechet_distance(pixel_features(fake), pixel_features(real[:n].numpy()))}

@@ -123,8 +123,10 @@ class SavganFamily(Family):
         weight = getattr(nets, "image_critic_weight", 50.0) if weight is None else float(weight)
         return savgan_step(nets, optimizers, next_batch, hparams, generator, weight)
 
-    def metrics(self, model, real, n, seed):
-        return video_metrics(model, real, n, seed)
+    metric_sets = ("cells", "digits")
+
+    def metrics(self, model, real, n, seed, metric_set=None):
+        return video_metrics(model, real, n, seed, self.check_metric_set(metric_set))
 
 
 def random_frames(videos, generator):
@@ -229,14 +231,15 @@ def prepare_videos(array, channels: int, size: tuple[int, int, int]):
     return out
 
 
-def video_metrics(model, real, n: int, seed: int) -> dict[str, float]:
+def video_metrics(model, real, n: int, seed: int, metric_set: str = "cells") -> dict[str, float]:
     """Metrics of ``n`` generated videos against real ones prepared by :func:`prepare_videos` ([-1, 1]).
 
-    Always: the Fréchet distance of frame pixels (cheap, network-free). With
-    ``metrics/video.py``: AACD of the generated and the real videos (0..255 scale,
-    as in the paper) and the network-free statistical FVD.
+    The Fréchet distance of frame pixels (cheap, network-free), then
+    :func:`~napari_biogan.metrics.video.video_report`'s ``metric_set``: "cells"
+    (AACD, statistical FVD) or "digits" (AACD, flips/seq, cosTS, digit FVD).
     """
     from ..metrics.frechet import frechet_distance, pixel_features
+    from ..metrics.video import video_report
 
     n = min(n, len(real))
     fake = model.sample(n, seed=seed, precision="fp32")  # (n, C, T, Y, X) in [0, 1]
@@ -246,14 +249,10 @@ def video_metrics(model, real, n: int, seed: int) -> dict[str, float]:
         return np.moveaxis(videos, 2, 1).reshape(-1, videos.shape[1], *videos.shape[-2:])
 
     result = {"fd_frames_pixels": frechet_distance(pixel_features(frames(fake)), pixel_features(frames(real01)))}
-    try:
-        from ..metrics.video import aacd, frechet_video_distance
-    except ImportError:  # optional: written alongside this family
-        return result
     fake_t, real_t = np.moveaxis(fake, 1, 2), np.moveaxis(real01, 1, 2)  # (N, T, C, Y, X): C is averaged
-    result["aacd"], result["aacd_real"] = aacd(fake_t), aacd(real_t)
-    if n >= 2:
-        result["fvd_stats"] = frechet_video_distance(real_t, fake_t, "stats")
+    result.update(video_report(fake_t, real_t if n >= 2 else None, metric_set))
+    if n < 2:
+        result["aacd_real"] = video_report(real_t, None, "cells")["aacd"]
     return result
 
 

@@ -182,10 +182,12 @@ class Tganv2Family(Family):
     def train_step(self, nets, optimizers, next_batch: Callable, hparams, generator):
         return tganv2_step(nets, optimizers, next_batch, hparams, generator)
 
-    def metrics(self, model, real, n, seed):
+    metric_sets = ("cells", "digits")
+
+    def metrics(self, model, real, n, seed, metric_set=None):
         from .savgan import video_metrics
 
-        return video_metrics(model, real, n, seed)
+        return video_metrics(model, real, n, seed, self.check_metric_set(metric_set))
 
 
 def real_levels(real, offsets: list[int], sizes: list[tuple[int, int]]):

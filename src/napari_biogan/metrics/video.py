@@ -134,6 +134,32 @@ def moving_mnist_metrics(fake, real=None, classifier=None,
     return out
 
 
+#: the metric sets of :func:`video_report`: network-free for any videos, or the Moving-MNIST table
+VIDEO_METRIC_SETS = ("cells", "digits")
+
+
+def video_report(fake, real=None, metric_set: str = "cells", classifier=None,
+                 value_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
+    """The paper's metrics of generated videos, with the real videos' own values beside them.
+
+    ``metric_set``: "cells" (AACD and the statistical FVD; any videos) or "digits"
+    (AACD, flips/seq, cosTS and the digit-feature FVD; Moving MNIST). Keys ending in
+    ``_real`` hold the metric of ``real`` itself: what a perfect generator would score.
+    """
+    if metric_set not in VIDEO_METRIC_SETS:
+        raise DataError(f"Unknown video metrics '{metric_set}'; choose one of {', '.join(VIDEO_METRIC_SETS)}.")
+    if metric_set == "digits":
+        out = moving_mnist_metrics(fake, real, classifier, value_range)
+        if real is not None:
+            reference = moving_mnist_metrics(real, None, classifier, value_range)
+            out.update({f"{k}_real": v for k, v in reference.items()})
+        return out
+    out = cell_video_metrics(fake, real, value_range)
+    if real is not None:
+        out["aacd_real"] = aacd(real, value_range)
+    return out
+
+
 def cell_video_metrics(fake, real=None, value_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
     """AACD of generated cell videos and, with ``real`` clips, the network-free statistical FVD."""
     out = {"aacd": aacd(fake, value_range)}
