@@ -1,4 +1,4 @@
-"""Glue the five dock widgets share: the session base class, workers, errors, path rows, layers."""
+"""Glue the dock widgets share: the session base class, workers, errors, path rows, layers."""
 
 from __future__ import annotations
 

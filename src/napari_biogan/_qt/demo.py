@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WIDGETS = ("Model", "Generate", "Explore", "Train", "Export")
+WIDGETS = ("Model", "Generate", "Explore", "Train", "Export", "Evaluate", "Clips")
 
 
 def open_demo(viewer, model_path: str | Path, n: int = 16, seed: int = 0) -> dict:
-    """Dock the five widgets in ``viewer``, make ``model_path`` the current model, generate ``n`` samples.
+    """Dock the plugin's widgets in ``viewer``, make ``model_path`` the current model, generate ``n`` samples.
 
     Returns the widgets by name. Generation runs in the Generate widget's worker,
     so the window is up before the samples arrive.
@@ -24,7 +24,7 @@ def open_demo(viewer, model_path: str | Path, n: int = 16, seed: int = 0) -> dic
         widgets[name] = widget
         if first_dock is None:
             first_dock = dock
-        elif name in ("Train", "Export"):  # fewer docks side by side: these two share tabs with Explore
+        elif name not in ("Generate", "Explore"):  # fewer docks side by side: the rest share tabs with Model
             viewer.window._qt_window.tabifyDockWidget(first_dock, dock)
     generate = widgets["Generate"]
     generate.n_spin.setValue(n)

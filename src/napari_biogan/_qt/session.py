@@ -1,4 +1,4 @@
-"""The one "current model" per viewer, shared by the five dock widgets.
+"""The one "current model" per viewer, shared by the dock widgets.
 
 Each widget looks up the session of its viewer with :func:`session_for` and
 listens to ``model_changed``. Replacing the model releases the old one (off

@@ -1,0 +1,19 @@
+"""Metrics of generated images and videos (no Qt, no napari)."""
+
+from __future__ import annotations
+
+#: plain-words meaning of every metric key the families report: (label, how to read it)
+METRIC_NOTES: dict[str, tuple[str, str]] = {
+    "fd_pixels": ("Pixel FD", "Fréchet distance of raw pixels to the real images; lower is closer"),
+    "fd_frames_pixels": ("Frame pixel FD", "Fréchet distance of raw frame pixels to the real frames; lower is closer"),
+    "aacd": ("AACD", "average change of frame brightness over time (0-255 scale); lower is steadier"),
+    "fvd_stats": ("FVD (statistics)", "Fréchet distance of appearance and motion statistics; lower is closer"),
+    "fvd_digits": ("FVD (digit features)", "Fréchet distance of digit-classifier video features; lower is closer"),
+    "flips_per_seq": ("Flips / sequence", "times the digit's class changes within a video; 0 is best"),
+    "cos_ts": ("cosTS", "similarity of digit features of consecutive frames; 1 is best"),
+}
+
+
+def describe_metric(key: str) -> tuple[str, str]:
+    """(label, meaning) of a metric key; unknown keys are shown as they are."""
+    return METRIC_NOTES.get(key, (key, ""))

@@ -1,0 +1,139 @@
+"""Clips dock widget: crop 2D+t clips around moving cells of a time-lapse layer, for training video models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from napari.utils import progress
+from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget
+
+from ._common import ImageLayerPicker, PathRow, SessionWidget, add_layers
+
+
+def parse_clip_size(text: str) -> tuple[int, int, int]:
+    """'16x32x32' -> (16, 32, 32) (frames x height x width)."""
+    from ..core.errors import DataError
+
+    try:
+        size = tuple(int(part) for part in text.lower().replace(" ", "").split("x"))
+    except ValueError:
+        size = ()
+    if len(size) != 3 or min(size) < 1:
+        raise DataError(f"The clip size takes three positive numbers like 16x32x32 (frames x height x width), "
+                        f"not '{text}'.")
+    return size  # type: ignore[return-value]
+
+
+def find_clips(movie: np.ndarray, size: tuple[int, int, int], downscale: int, max_clips: int | None,
+               tracks_path: str | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Worker: :func:`~napari_biogan.data.clips.crop_moving_clips` on a (T, Y, X) movie."""
+    from ..core.errors import DataError
+    from ..data.clips import crop_moving_clips, read_tracks_csv
+
+    movie = np.squeeze(np.asarray(movie))
+    if movie.ndim != 3:
+        raise DataError(f"Choose a single-channel time-lapse layer (T, Y, X); this one is shaped {movie.shape}.")
+    tracks = read_tracks_csv(tracks_path) if tracks_path else None
+    return crop_moving_clips(movie, size, max_clips=max_clips, tracks=tracks, downscale=downscale)
+
+
+def clip_outlines(info: list[dict[str, Any]], size: tuple[int, int, int]) -> list[np.ndarray]:
+    """One rectangle (4 vertices of (t, y, x), original pixels) per clip, on the clip's first frame."""
+    outlines = []
+    for clip in info:
+        t, (y0, x0), scale = clip["time"], clip["corner"], clip["downscale"]
+        y1, x1 = y0 + size[1] * scale, x0 + size[2] * scale
+        outlines.append(np.array([[t, y0, x0], [t, y0, x1], [t, y1, x1], [t, y1, x0]], dtype=float))
+    return outlines
+
+
+class ClipsWidget(SessionWidget):
+    """Find moving cells in a time-lapse layer and add the clips around them as a new (N, T, Y, X) layer."""
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None):
+        super().__init__(napari_viewer, parent)
+        form = QFormLayout()
+        self.layer_picker = ImageLayerPicker(napari_viewer)
+        self.layer_picker.setToolTip("A time-lapse (T, Y, X): phase contrast, brightfield or fluorescence")
+        form.addRow("Time-lapse", self.layer_picker)
+        self.size_edit = QLineEdit("16x32x32")
+        self.size_edit.setToolTip("Clip size after down-scaling: frames x height x width")
+        form.addRow("Clip size (TxYxX)", self.size_edit)
+        self.downscale_spin = QSpinBox()
+        self.downscale_spin.setRange(1, 16)
+        self.downscale_spin.setValue(4)
+        self.downscale_spin.setToolTip("Block-average the frames by this factor first (cells must fit the clip)")
+        form.addRow("Down-scale", self.downscale_spin)
+        self.max_spin = QSpinBox()
+        self.max_spin.setRange(0, 100_000)
+        self.max_spin.setSpecialValueText("all")
+        form.addRow("At most", self.max_spin)
+        self.tracks_check = QCheckBox("centre on tracked cells (CSV with frame, y, x)")
+        self.tracks_row = PathRow("open", "CSV (*.csv)", "tracks.csv (optional)")
+        form.addRow(self.tracks_check)
+        form.addRow("Tracks", self.tracks_row)
+        self.layout().addLayout(form)
+        self.find_button = QPushButton("Find clips")
+        self.find_button.clicked.connect(self.find)
+        self.layout().addWidget(self.find_button)
+        self.status = QLabel("Clips are cropped where frames change most (moving cells); "
+                             "train a video model on the clips layer.")
+        self.status.setWordWrap(True)
+        self.layout().addWidget(self.status)
+        #: the last clips layer (tests, scripts)
+        self.clips_layer = None
+        self._bar = None
+
+    def find(self) -> None:
+        from ..core.errors import DataError
+        from ._common import report_error
+
+        layer = self.layer_picker.layer()
+        try:
+            if layer is None:
+                raise DataError("Open a time-lapse first (File > Open, or a sample: File > Open Sample).")
+            size = parse_clip_size(self.size_edit.text())
+            tracks = self.tracks_row.path() if self.tracks_check.isChecked() else None
+            if self.tracks_check.isChecked() and not tracks:
+                raise DataError("Choose the tracks CSV, or untick 'centre on tracked cells'.")
+        except DataError as err:
+            report_error(err, "Finding clips")
+            return
+        self.find_button.setEnabled(False)
+        self._bar = progress(total=0, desc=f"Finding moving cells in {layer.name}")
+        settings = {"size": size, "downscale": self.downscale_spin.value(), "source": layer.name}
+        self.run_worker(find_clips, np.asarray(layer.data), size, self.downscale_spin.value(),
+                        self.max_spin.value() or None, tracks, action="Finding clips",
+                        on_return=lambda result: self._show(result, settings), on_done=self._done,
+                        on_error=lambda err: self.status.setText(str(err)))
+
+    def _show(self, result, settings: dict[str, Any]) -> None:
+        clips, info = result
+        size, source = settings["size"], settings["source"]
+        if len(clips) == 0:
+            self.status.setText(f"No moving cells found in '{source}' for clips of {size}. Try a smaller clip, "
+                                "a larger down-scale, or a longer time-lapse.")
+            return
+        metadata = {"napari_biogan": {"source": source, "clip_size": list(size),
+                                      "downscale": settings["downscale"],
+                                      "clips": [{k: v for k, v in c.items() if k != "particle"} for c in info]}}
+        name = f"clips of {source}"
+        self.clips_layer = add_layers(self.viewer, [(clips, {"name": name, "metadata": metadata,
+                                                             "colormap": "gray"}, "image")], replace=True)[0]
+        outlines = f"clip outlines on {source}"
+        if outlines in self.viewer.layers:
+            self.viewer.layers.remove(outlines)
+        source_layer = self.viewer.layers[source] if source in self.viewer.layers else None
+        if source_layer is not None and source_layer.ndim == 3:
+            self.viewer.add_shapes(clip_outlines(info, size), shape_type="rectangle", name=outlines,
+                                   edge_color="yellow", face_color="transparent", edge_width=2,
+                                   scale=source_layer.scale, visible=False)
+        self.status.setText(f"Found {len(clips)} clips of {size[0]}x{size[1]}x{size[2]} in '{source}' "
+                            f"(layer '{name}'; outlines on the first frame of each in '{outlines}').")
+
+    def _done(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self.find_button.setEnabled(True)
