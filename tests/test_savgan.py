@@ -126,7 +126,9 @@ def test_prepare_data_shapes_windows_and_errors():
     assert family.prepare_data(clips[:, None], cfg).shape == (6, 1, 8, 16, 16)
     wide = family.prepare_data(np.random.default_rng(0).random((2, 8, 20, 60)), cfg)  # centre-cropped to 20x20
     assert wide.shape == (2, 1, 8, 16, 16)
-    for bad in (np.zeros((8, 16, 16)), np.zeros((2, 3, 8, 16, 16)), np.zeros((2, 4, 16, 16)) + np.arange(16),
+    movie = family.prepare_data(clips[0], cfg)  # one (T, Y, X) time-lapse: its windows
+    assert movie.shape == (2, 1, 8, 16, 16) and torch.equal(movie, family.prepare_data(clips[:1], cfg))
+    for bad in (np.zeros((4, 16, 16)), np.zeros((2, 3, 8, 16, 16)), np.zeros((2, 4, 16, 16)) + np.arange(16),
                 np.zeros((2, 8, 16, 16)), np.array([["a"]])):
         with pytest.raises(DataError):
             family.prepare_data(bad, cfg)

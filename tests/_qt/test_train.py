@@ -125,3 +125,47 @@ def test_closing_the_viewer_mid_training_keeps_a_checkpoint(make_napari_viewer, 
     qtbot.waitUntil(path.is_file, timeout=30000)
     qtbot.wait(200)
     assert read_card(path)["training_state"]["step"] == job.trainer.step >= 2
+
+
+def _moving_disc_clips(n=10, frames=8, size=16, seed=0):
+    """Clips (N, T, Y, X) of a disc moving right one pixel per frame."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    clips = np.zeros((n, frames, size, size), np.float32)
+    for i in range(n):
+        cy, cx = rng.uniform(5, 11), rng.uniform(3, 6)
+        for t in range(frames):
+            clips[i, t] = ((yy - cy) ** 2 + (xx - cx - t) ** 2 < 9).astype(np.float32)
+    return clips
+
+
+def test_train_a_video_model_from_a_clips_layer_and_generate(make_napari_viewer, wait_workers, tmp_path):
+    from napari_biogan._qt.generate_widget import GenerateWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_moving_disc_clips(), name="clips")
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.family_combo.setCurrentIndex(widget.family_combo.findData("savgan"))
+    widget.layer_picker.setCurrentText("clips")
+    widget.config_edit.setText("frames=8, height=16, width=16, latent_dim=16, widths=16/8, critic_widths=8/16, "
+                               "frame_critic_widths=8/16, landmarks=16")
+    widget.hparams_edit.setText("n_critic=1")
+    widget.steps_spin.setValue(2)
+    widget.batch_spin.setValue(4)
+    widget.preview_spin.setValue(1)
+    widget.output_row.set_path(tmp_path / "video.safetensors")
+    widget.start_button.click()
+    wait_workers(widget, timeout=120000)
+    assert widget.events[-1].kind == "finished" and widget.previews == 2
+    assert set(widget.loss_plot.series) == {"critic_video", "critic_frame", "generator"}
+    assert not widget.preview_label.pixmap().isNull()
+    card = read_card(tmp_path / "video.safetensors")
+    assert card["family"] == "savgan" and card["config"]["widths"] == [16, 8]
+    widget.use_button.click()
+    wait_workers(widget)
+    generate = GenerateWidget(viewer)
+    generate.n_spin.setValue(3)
+    generate.generate()
+    wait_workers(generate, timeout=60000)
+    assert generate.last_layers[0].data.shape == (3, 8, 16, 16)  # (N, T, Y, X): a slider for time

@@ -182,7 +182,8 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
 def prepare_videos(array, channels: int, size: tuple[int, int, int]):
     """User videos -> float tensor (N, C, T, Y, X) in [-1, 1] of ``size`` = (frames, height, width).
 
-    Accepts (N, T, Y, X) (one channel) or (N, C, T, Y, X), any numeric dtype. Clips
+    Accepts (N, T, Y, X) (one channel), one time-lapse (T, Y, X) or (N, C, T, Y, X),
+    any numeric dtype. Clips
     longer than ``frames`` are cut into consecutive windows of ``frames`` (the rest is
     dropped); frames are centre-cropped to the model's aspect ratio and resized with
     antialiasing; intensities are scaled by the data's 0.5 / 99.5 percentiles.
@@ -193,6 +194,8 @@ def prepare_videos(array, channels: int, size: tuple[int, int, int]):
     data = np.asarray(array)
     if data.dtype.kind not in "uif" and data.dtype != bool:
         raise DataError(f"Videos must be numeric, not {data.dtype}.")
+    if data.ndim == 3 and channels == 1:  # one time-lapse (T, Y, X): cut into windows below
+        data = data[None]
     if data.ndim == 4 and channels == 1:
         data = data[:, None]
     if data.ndim != 5 or data.shape[1] != channels or 0 in data.shape:
