@@ -127,3 +127,37 @@ def test_screenshot_train_mid_run(make_napari_viewer, qtbot, wait_workers, tmp_p
     _not_blank(shot)
     _save(shot, "train.png")
     assert session_for(viewer).model is None
+
+
+@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
+def test_screenshot_clips_and_evaluate(make_napari_viewer, qtbot, wait_workers):
+    """The T98G time-lapse with the found clips outlined, and a shipped cell-video model evaluated on them."""
+    from napari_biogan.core.model import GanModel
+    from napari_biogan.core.zoo import resolve_model
+    from napari_biogan.data.clips import load_t98g
+
+    if not (SHARED_DATA / "usiigaci_t98g_phase_timelapse").is_dir():
+        pytest.skip("the T98G time-lapse is not beside the project")
+    viewer = _shown_viewer(make_napari_viewer, qtbot)
+    movie, _ = load_t98g()
+    viewer.add_image(movie, name="T98G")
+    dock, clips = viewer.window.add_plugin_dock_widget("napari-biogan", "Clips")
+    _, evaluate = viewer.window.add_plugin_dock_widget("napari-biogan", "Evaluate")
+    _narrow(viewer, qtbot, dock)
+    clips.layer_picker.setCurrentText("T98G")
+    clips.find_button.click()
+    wait_workers(clips, timeout=120000)
+    session_for(viewer).set_model(GanModel.load(resolve_model("t98g-savgan"), device="cpu"))
+    evaluate.layer_picker.setCurrentText("clips of T98G")
+    evaluate.n_spin.setValue(64)
+    evaluate.evaluate_button.click()
+    wait_workers(evaluate, timeout=120000)
+    viewer.layers["clips of T98G"].visible = False
+    outlines = viewer.layers["clip outlines on T98G"]
+    outlines.visible = True
+    viewer.dims.set_current_step(0, int(outlines.data[0][0, 0]))
+    viewer.reset_view()
+    qtbot.wait(200)
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    _not_blank(shot)
+    _save(shot, "clips_evaluate.png")

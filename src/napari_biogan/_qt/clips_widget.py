@@ -128,7 +128,7 @@ class ClipsWidget(SessionWidget):
         if source_layer is not None and source_layer.ndim == 3:
             self.viewer.add_shapes(clip_outlines(info, size), shape_type="rectangle", name=outlines,
                                    edge_color="yellow", face_color="transparent", edge_width=2,
-                                   scale=source_layer.scale, visible=False)
+                                   scale=source_layer.scale)
         self.status.setText(f"Found {len(clips)} clips of {size[0]}x{size[1]}x{size[2]} in '{source}' "
                             f"(layer '{name}'; outlines on the first frame of each in '{outlines}').")
 
