@@ -89,3 +89,15 @@ def test_evaluate_shows_generated_and_real_values(make_napari_viewer, wait_worke
 def test_metric_rows_pair_values():
     rows = metric_rows({"aacd": 2.0, "aacd_real": 0.5, "mystery": 1.0})
     assert rows[0][:3] == ("AACD", 2.0, 0.5) and rows[1][:3] == ("mystery", 1.0, None)
+
+
+def test_clips_widget_follows_the_selected_time_lapse(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_image(_moving_blob(t=6), name="movie A")
+    widget = ClipsWidget(viewer)
+    viewer.add_image(np.zeros((5, 4, 16, 16), np.float32), name="clips")  # 4-D: not a time-lapse
+    assert widget.layer_picker.currentText() == "movie A"
+    viewer.add_image(_moving_blob(t=6), name="movie B")
+    assert widget.layer_picker.currentText() == "movie B"
+    viewer.layers.selection.active = viewer.layers["movie A"]
+    assert widget.layer_picker.currentText() == "movie A"

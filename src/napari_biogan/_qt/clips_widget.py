@@ -48,6 +48,13 @@ def clip_outlines(info: list[dict[str, Any]], size: tuple[int, int, int]) -> lis
     return outlines
 
 
+def _disconnect(event, slot) -> None:
+    try:
+        event.disconnect(slot)
+    except (ValueError, RuntimeError, TypeError):
+        pass
+
+
 class ClipsWidget(SessionWidget):
     """Find moving cells in a time-lapse layer and add the clips around them as a new (N, T, Y, X) layer."""
 
@@ -84,6 +91,16 @@ class ClipsWidget(SessionWidget):
         #: the last clips layer (tests, scripts)
         self.clips_layer = None
         self._bar = None
+        selection = napari_viewer.layers.selection.events.active
+        selection.connect(self._follow_selection)
+        self.destroyed.connect(lambda *_: _disconnect(selection, self._follow_selection))
+        self._follow_selection()
+
+    def _follow_selection(self, *_) -> None:
+        """The selected layer becomes the time-lapse to crop, when it is one (T, Y, X)."""
+        layer = self.viewer.layers.selection.active
+        if layer is not None and layer.ndim == 3 and self.layer_picker.findText(layer.name) >= 0:
+            self.layer_picker.setCurrentText(layer.name)
 
     def find(self) -> None:
         from ..core.errors import DataError
