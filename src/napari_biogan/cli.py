@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_clips)
 
-    p = sub.add_parser("demo", help="open napari with the plugin and samples from the default model")
+    p = sub.add_parser("demo", help="open napari with the plugin docked and videos of the shipped cell-video model")
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_demo)
     return parser
@@ -320,9 +320,9 @@ def cmd_clips(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .core.zoo import resolve_model
+    from .core.zoo import demo_model, resolve_model
 
-    model_path = resolve_model(args.model)
+    model_path = resolve_model(args.model) if args.model else demo_model()
     import napari
 
     from ._qt.demo import open_demo

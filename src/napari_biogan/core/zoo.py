@@ -12,6 +12,8 @@ from .errors import ModelFileError
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 #: the model `generate` and the plugin use when none is named
 DEFAULT_MODEL = "mnist-dcgan"
+#: the model `napari-biogan demo` opens: the cell-video SAVGAN (the default model where it is missing)
+DEMO_MODEL = "t98g-savgan"
 
 
 def user_model_dir() -> Path:
@@ -47,6 +49,12 @@ def list_models(include_user: bool = True) -> list[ModelInfo]:
                                    data=card.get("training", {}).get("data", ""),
                                    description=card.get("description", ""), shipped=shipped))
     return found
+
+
+def demo_model() -> Path:
+    """The file `napari-biogan demo` opens: :data:`DEMO_MODEL` if shipped, else the default model."""
+    shipped = ZOO_DIR / f"{DEMO_MODEL}.safetensors"
+    return shipped if shipped.is_file() else resolve_model(None)
 
 
 def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
