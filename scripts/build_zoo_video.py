@@ -16,9 +16,10 @@ on the CPU through the plugin's own training loop with the paper's settings
 Data, built from ../shared/data (nothing is downloaded):
 - Moving MNIST: 2,225 clips (the paper's count) of 16 frames, one MNIST training
   digit bouncing horizontally on a 64x64 canvas, resized to 32x32.
-- T98G: 16-frame clips cropped around moving glioblastoma cells of the Usiigaci
-  phase-contrast time-lapse (4x down-scaled, so a 32x32 clip spans 128x128 pixels),
-  with random horizontal and vertical flips while training.
+- T98G: 188 16-frame clips cropped around moving glioblastoma cells of the Usiigaci
+  phase-contrast time-lapse (4x down-scaled, so a 32x32 clip spans 128x128 pixels;
+  clips of one place may overlap in time, starting 4 frames apart, as the movie has
+  only 37 frames), with random horizontal and vertical flips while training.
 
 Each run resumes from its work file in --work if one exists (so a long build can be
 stopped and continued); the metrics in the card compare generated clips with held-out
@@ -56,7 +57,8 @@ DESCRIPTIONS = {
 DATA_NOTES = {
     "mmnist": "Moving MNIST built from the MNIST training digits: 2,225 clips, 16 frames, 64x64 resized to 32x32 "
               "(MNIST: LeCun, Cortes, Burges; CC BY-SA 3.0)",
-    "t98g": "Clips around moving cells of the Usiigaci T98G phase-contrast time-lapse, 4x down-scaled "
+    "t98g": "188 clips (16 frames, 4 apart where they overlap) around moving cells of the Usiigaci T98G "
+            "phase-contrast time-lapse, 4x down-scaled "
             "(MIT, (c) 2018 OIST; Tsai et al., SoftwareX 9 (2019) 230-237)",
 }
 
@@ -71,7 +73,8 @@ def load_clips(dataset: str, frames: int, clips: int, seed: int) -> tuple[np.nda
         return train, held_out
     from napari_biogan.data.clips import t98g_clips
 
-    train, _ = t98g_clips(size=(frames, 32, 32))
+    # the movie has 37 frames: clips of one place may overlap in time (4 frames apart), 188 clips not 64
+    train, _ = t98g_clips(size=(frames, 32, 32), time_stride=4)
     return train, None
 
 

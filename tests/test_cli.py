@@ -116,6 +116,9 @@ def test_clips_finds_the_moving_cell(tmp_path, capsys):
     assert prov["clip_size"] == [8, 32, 32] and len(prov["clips"]) >= 1
     centre = prov["clips"][0]["centre"]
     assert abs(centre[0] - 48) < 16  # the blob's row
+    assert main(["clips", str(tmp_path / "movie.tif"), "-o", str(out), "--size", "8x32x32", "--time-stride", "2",
+                 "--overwrite"]) == 0
+    assert read_provenance(out)["time_stride"] == 2 and len(read_provenance(out)["clips"]) >= len(prov["clips"])
 
 
 def test_clips_bad_size_and_still_movie(tmp_path, capsys):

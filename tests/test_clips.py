@@ -53,6 +53,15 @@ def test_clips_do_not_overlap_and_still_scenes_give_none():
             apart = (abs(a["time"] - b["time"]) >= 8 or abs(a["corner"][0] - b["corner"][0]) >= 32
                      or abs(a["corner"][1] - b["corner"][1]) >= 32)
             assert apart
+    # a time stride lets clips of one place overlap in time, at least that many frames apart
+    more, more_info = crop_moving_clips(movie, size=(8, 32, 32), min_motion=0.01, time_stride=2)
+    assert len(more) > len(clips)
+    for i, a in enumerate(more_info):
+        for b in more_info[i + 1:]:
+            assert (abs(a["time"] - b["time"]) >= 2 or abs(a["corner"][0] - b["corner"][0]) >= 32
+                    or abs(a["corner"][1] - b["corner"][1]) >= 32)
+    with pytest.raises(DataError, match="time stride"):
+        crop_moving_clips(movie, size=(8, 32, 32), time_stride=9)
     still = np.repeat(movie[:1], 12, axis=0)
     clips, info = crop_moving_clips(still, size=(8, 32, 32))
     assert clips.shape == (0, 8, 32, 32) and info == []

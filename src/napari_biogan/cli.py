@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--downscale", type=int, default=1, help="average k x k pixel blocks first (big cells)")
     p.add_argument("--tracks", default=None, help="tracking table (CSV with frame, y, x[, particle]) to centre clips")
     p.add_argument("--min-motion", type=float, default=0.05, help="least fraction of moving voxels in a clip")
+    p.add_argument("--time-stride", type=int, default=None,
+                   help="let clips of one place overlap in time, starting at least this many frames apart "
+                        "(more clips from a short movie; default: no overlap)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_clips)
 
@@ -307,12 +310,14 @@ def cmd_clips(args) -> int:
         raise DataError(f"{args.input} is not a single-channel time-lapse (T, Y, X); its shape is {movie.shape}.")
     tracks = read_tracks_csv(args.tracks) if args.tracks else None
     clips, info = crop_moving_clips(movie, size, max_clips=args.max_clips, tracks=tracks,
-                                    downscale=args.downscale, min_motion=args.min_motion)
+                                    downscale=args.downscale, min_motion=args.min_motion,
+                                    time_stride=args.time_stride)
     if len(clips) == 0:
         raise DataError(f"No moving cells found in {args.input} for clips of {args.size}; try a smaller size, "
                         "--downscale, or a lower --min-motion.")
     path = write_tiff(args.output, clips, "NTYX",
                       {"source": str(args.input), "clip_size": list(size), "downscale": args.downscale,
+                       "time_stride": args.time_stride,
                        "clips": [{k: v for k, v in i.items() if k != "particle"} for i in info]},
                       overwrite=args.overwrite)
     print(f"found {len(clips)} clips of {args.size} in {args.input}; wrote {path}")

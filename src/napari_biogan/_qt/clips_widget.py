@@ -26,7 +26,7 @@ def parse_clip_size(text: str) -> tuple[int, int, int]:
 
 
 def find_clips(movie: np.ndarray, size: tuple[int, int, int], downscale: int, max_clips: int | None,
-               tracks_path: str | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+               tracks_path: str | None, time_stride: int | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Worker: :func:`~napari_biogan.data.clips.crop_moving_clips` on a (T, Y, X) movie."""
     from ..core.errors import DataError
     from ..data.clips import crop_moving_clips, read_tracks_csv
@@ -35,7 +35,8 @@ def find_clips(movie: np.ndarray, size: tuple[int, int, int], downscale: int, ma
     if movie.ndim != 3:
         raise DataError(f"Choose a single-channel time-lapse layer (T, Y, X); this one is shaped {movie.shape}.")
     tracks = read_tracks_csv(tracks_path) if tracks_path else None
-    return crop_moving_clips(movie, size, max_clips=max_clips, tracks=tracks, downscale=downscale)
+    return crop_moving_clips(movie, size, max_clips=max_clips, tracks=tracks, downscale=downscale,
+                             time_stride=time_stride)
 
 
 def clip_outlines(info: list[dict[str, Any]], size: tuple[int, int, int]) -> list[np.ndarray]:
@@ -76,6 +77,12 @@ class ClipsWidget(SessionWidget):
         self.max_spin.setRange(0, 100_000)
         self.max_spin.setSpecialValueText("all")
         form.addRow("At most", self.max_spin)
+        self.stride_spin = QSpinBox()
+        self.stride_spin.setRange(0, 10_000)
+        self.stride_spin.setSpecialValueText("no overlap")
+        self.stride_spin.setToolTip("Let clips of one place overlap in time, starting at least this many frames "
+                                    "apart: more (correlated) clips from a short time-lapse")
+        form.addRow("Time stride", self.stride_spin)
         self.tracks_check = QCheckBox("centre on tracked cells (CSV with frame, y, x)")
         self.tracks_row = PathRow("open", "CSV (*.csv)", "tracks.csv (optional)")
         form.addRow(self.tracks_check)
@@ -121,7 +128,8 @@ class ClipsWidget(SessionWidget):
         self._bar = progress(total=0, desc=f"Finding moving cells in {layer.name}")
         settings = {"size": size, "downscale": self.downscale_spin.value(), "source": layer.name}
         self.run_worker(find_clips, np.asarray(layer.data), size, self.downscale_spin.value(),
-                        self.max_spin.value() or None, tracks, action="Finding clips",
+                        self.max_spin.value() or None, tracks, self.stride_spin.value() or None,
+                        action="Finding clips",
                         on_return=lambda result: self._show(result, settings), on_done=self._done,
                         on_error=lambda err: self.status.setText(str(err)))
 

@@ -148,13 +148,16 @@ def robust_threshold(motion: np.ndarray, factor: float = MAD_FACTOR) -> float:
 def crop_moving_clips(movie: np.ndarray, size: tuple[int, int, int] = (32, 64, 64), max_clips: int | None = None,
                       tracks: Mapping[str, np.ndarray] | None = None, seed: int = 0, downscale: int = 1,
                       min_motion: float = 0.05, motion_threshold: float | None = None,
-                      sigma: float = 1.0) -> tuple[np.ndarray, list[dict[str, Any]]]:
+                      sigma: float = 1.0, time_stride: int | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Clips (N, T, Y, X) float32 in [0, 1] around moving cells, and one info dict per clip.
 
     ``movie``: (T, Y, X) any numeric dtype. ``size``: clip (T, Y, X) after
     down-scaling by ``downscale``. ``tracks``: columns 'frame', 'y', 'x' (pixels
     of the original movie) and optionally 'particle' to centre clips on tracked
     cells. ``seed`` only breaks ties between equal scores (reproducibly).
+    ``time_stride``: clips of the same place must start at least this many frames
+    apart (default: the clip length, so clips never overlap); a smaller stride gives
+    more, overlapping clips from a short movie (more training data, correlated).
     Info: ``centre`` (y, x) and ``corner`` (y, x) in original pixels, ``time``
     (first frame), ``motion`` (fraction of moving voxels), ``particle`` (or None).
     """
@@ -166,6 +169,9 @@ def crop_moving_clips(movie: np.ndarray, size: tuple[int, int, int] = (32, 64, 6
         raise DataError(f"The clip size must be three positive numbers (T, Y, X), not {size}.")
     work = normalise_movie(downscale_movie(movie, downscale))
     t_len, y_len, x_len = size
+    gap = t_len if time_stride is None else int(time_stride)
+    if not 1 <= gap <= t_len:
+        raise DataError(f"The time stride must be between 1 and the clip length {t_len}, not {time_stride}.")
     if t_len < 2 or any(s > m for s, m in zip(size, work.shape)):
         raise DataError(f"Clips of {size} (T, Y, X) do not fit a movie of {work.shape} after down-scaling "
                         f"by {downscale}; clips need at least 2 frames.")
@@ -177,11 +183,11 @@ def crop_moving_clips(movie: np.ndarray, size: tuple[int, int, int] = (32, 64, 6
     scores = scores + rng.random(scores.shape, dtype=np.float32) * 1e-6  # seeded tie-breaking
 
     if tracks is None:
-        picks = _pick_dense(scores, size, max_clips, min_motion)
+        picks = _pick_dense(scores, size, max_clips, min_motion, gap)
         particles = [None] * len(picks)
     else:
         candidates = _track_candidates(tracks, size, work.shape, downscale)
-        picks, particles = _pick_candidates(scores, candidates, size, max_clips, min_motion)
+        picks, particles = _pick_candidates(scores, candidates, size, max_clips, min_motion, gap)
 
     clips = np.stack([work[t:t + t_len, y:y + y_len, x:x + x_len] for t, y, x in picks]) if picks else \
         np.zeros((0, *size), np.float32)
@@ -214,8 +220,8 @@ def _box_means(volume: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
     return (s / (a * b * c)).astype(np.float32)
 
 
-def _pick_dense(scores: np.ndarray, size, max_clips, min_motion) -> list[tuple[int, int, int]]:
-    """Greedy non-overlapping picks over every position, best first."""
+def _pick_dense(scores: np.ndarray, size, max_clips, min_motion, gap: int) -> list[tuple[int, int, int]]:
+    """Greedy picks over every position, best first: none overlap in space unless ``gap`` frames apart."""
     scores = scores.copy()
     picks: list[tuple[int, int, int]] = []
     while max_clips is None or len(picks) < max_clips:
@@ -224,8 +230,8 @@ def _pick_dense(scores: np.ndarray, size, max_clips, min_motion) -> list[tuple[i
         if not scores[t, y, x] >= min_motion:
             break
         picks.append((int(t), int(y), int(x)))
-        # starts closer than one clip length on all three axes would overlap this clip
-        scores[max(0, t - size[0] + 1):t + size[0], max(0, y - size[1] + 1):y + size[1],
+        # starts closer than the gap in time and one clip size in space are too close to this clip
+        scores[max(0, t - gap + 1):t + gap, max(0, y - size[1] + 1):y + size[1],
                max(0, x - size[2] + 1):x + size[2]] = -np.inf
     return picks
 
@@ -255,7 +261,7 @@ def _track_candidates(tracks, size, shape, downscale) -> list[tuple[int, int, in
     return out
 
 
-def _pick_candidates(scores, candidates, size, max_clips, min_motion):
+def _pick_candidates(scores, candidates, size, max_clips, min_motion, gap: int):
     ranked = sorted(candidates, key=lambda c: -scores[c[0], c[1], c[2]])
     picks, particles = [], []
     for t, y, x, particle in ranked:
@@ -263,7 +269,7 @@ def _pick_candidates(scores, candidates, size, max_clips, min_motion):
             break
         if scores[t, y, x] < min_motion:
             break
-        if any(abs(t - pt) < size[0] and abs(y - py) < size[1] and abs(x - px) < size[2] for pt, py, px in picks):
+        if any(abs(t - pt) < gap and abs(y - py) < size[1] and abs(x - px) < size[2] for pt, py, px in picks):
             continue
         picks.append((t, y, x))
         particles.append(particle)
