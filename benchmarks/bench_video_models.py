@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="folder with mmnist-*.safetensors (default: the zoo)")
     parser.add_argument("-n", type=int, default=256)
     parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--picture", default=None, help="also write a PNG: rows of real and generated clips")
     args = parser.parse_args()
 
     from napari_biogan.core.model import GanModel
@@ -38,7 +39,7 @@ def main() -> None:
     from napari_biogan.metrics.video import video_report
 
     folder = Path(args.models) if args.models else ZOO_DIR
-    rows, real_row = [], None
+    rows, real_row, strips = [], None, []
     for variant in VARIANTS:
         path = folder / f"mmnist-{variant}.safetensors"
         if not path.is_file():
@@ -54,6 +55,8 @@ def main() -> None:
         if real_row is None:  # the real clips against themselves: what a perfect generator scores
             real01 = (real.numpy()[:, 0] + 1) / 2
             real_row = video_report(real01, None, "digits")
+            strips.append(("real", real01[:3]))
+        strips.append((variant, model.sample(3, seed=args.seed, precision="fp32")[:, 0]))
 
     print(f"Moving MNIST, {args.n} generated vs {args.n} held-out real clips (MNIST test digits)\n")
     print("| model | steps (CPU time) | AACD ↓ | flips/seq ↓ | cosTS ↑ | FVD digits ↓ | frame pixel FD ↓ "
@@ -75,6 +78,30 @@ def main() -> None:
                                         ("flips/seq", s["flips_per_seq"] < d["flips_per_seq"]),
                                         ("cosTS", s["cos_ts"] > d["cos_ts"])) if ok]
         print(f"\nSAVGAN better than 3DGAN on: {', '.join(better) or 'none'} (the paper: AACD, flips/seq, cosTS)")
+    if args.picture and strips:
+        write_picture(args.picture, strips)
+
+
+def write_picture(path: str, strips: list[tuple[str, "np.ndarray"]], frames: int = 8) -> None:
+    """One block per source (3 clips x ``frames`` evenly spaced frames), separated by grey lines, 3x enlarged."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    blocks = []
+    for _, clips in strips:
+        index = np.linspace(0, clips.shape[1] - 1, frames).round().astype(int)
+        rows = [np.concatenate([np.pad(f, 1, constant_values=0.3) for f in clip[index]], axis=1) for clip in clips]
+        blocks.append(np.concatenate(rows, axis=0))
+    label_width = 24
+    image = np.concatenate([np.pad(b, ((0, 4), (label_width, 0)), constant_values=1.0) for b in blocks], axis=0)
+    picture = Image.fromarray((image * 255).astype(np.uint8)).resize((image.shape[1] * 3, image.shape[0] * 3),
+                                                                     Image.NEAREST).convert("RGB")
+    draw, y = ImageDraw.Draw(picture), 0
+    for (name, _), block in zip(strips, blocks):
+        draw.text((4, y * 3 + 8), name, fill=(200, 0, 0))
+        y += block.shape[0] + 4
+    picture.save(path)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
