@@ -29,6 +29,16 @@ def test_load_the_shipped_model_and_show_its_card(make_napari_viewer, wait_worke
     assert "mnist-dcgan" in text and "dcgan2d" in text and model.sha256 in text
 
 
+def test_the_default_model_is_preselected_and_a_choice_survives_a_refresh(make_napari_viewer):
+    _, widget = _model_widget(make_napari_viewer)
+    assert widget.model_combo.currentText().startswith("mnist-dcgan")  # not whichever sorts first
+    other = next(i for i in range(widget.model_combo.count()) if widget.model_combo.currentIndex() != i)
+    widget.model_combo.setCurrentIndex(other)
+    chosen = widget.model_combo.currentData()
+    widget.refresh_models()
+    assert widget.model_combo.currentData() == chosen
+
+
 def test_wrong_file_gives_a_notification_and_no_crash(make_napari_viewer, wait_workers, notifications,
                                                       tiny_model_file, tmp_path):
     viewer, widget = _model_widget(make_napari_viewer)

@@ -144,9 +144,11 @@ class ModelWidget(SessionWidget):
 
     # -- the list of models ---------------------------------------------------------------
     def refresh_models(self, *_) -> None:
-        from ..core.zoo import list_models
+        """List the models of the chosen family; keep the selection, else pick the default model."""
+        from ..core.zoo import DEFAULT_MODEL, list_models
 
         family = self.family_combo.currentData() or ""
+        previous = self.model_combo.currentData()
         self.model_combo.clear()
         for info in list_models():
             if info.family not in self._titles or (family and info.family != family):
@@ -155,6 +157,11 @@ class ModelWidget(SessionWidget):
             self.model_combo.addItem(f"{info.name} ({where})", str(info.path))
             self.model_combo.setItemData(self.model_combo.count() - 1, info.description or info.data,
                                          Qt.ItemDataRole.ToolTipRole)
+        paths = [self.model_combo.itemData(i) for i in range(self.model_combo.count())]
+        default = next((p for p in paths if Path(p).stem == DEFAULT_MODEL), None)
+        chosen = previous if previous in paths else default
+        if chosen is not None:
+            self.model_combo.setCurrentIndex(paths.index(chosen))
         self.load_button.setEnabled(self.model_combo.count() > 0)
         self.new_button.setEnabled(bool(family))
 
