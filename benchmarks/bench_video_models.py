@@ -82,7 +82,7 @@ def main() -> None:
         write_picture(args.picture, strips)
 
 
-def write_picture(path: str, strips: list[tuple[str, "np.ndarray"]], frames: int = 8) -> None:
+def write_picture(path: str, strips: list, frames: int = 8) -> None:
     """One block per source (3 clips x ``frames`` evenly spaced frames), separated by grey lines, 3x enlarged."""
     import numpy as np
     from PIL import Image, ImageDraw

@@ -108,7 +108,6 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> Iterator[TrainEvent]:
-        import torch
 
         total = self.settings.steps
         start_step, started = self.step, time.perf_counter()

@@ -38,7 +38,6 @@ def upsampling_levels(height: int, width: int) -> int:
 
 
 def _build_nets(cfg: Dcgan2dConfig):
-    import torch
     from torch import nn
 
     levels = upsampling_levels(cfg.height, cfg.width)

@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
 
 from ..core.errors import DataError
-from ..core.registry import Channel, Family, register
+from ..core.registry import register
+from .video import VideoFamily
 
 ATTENTION_MODES = ("nystrom", "full", "none")
 
@@ -82,12 +82,10 @@ def savgan_config(preset: str = "cpu-small", attention: str = "nystrom", **overr
 
 
 @register
-class SavganFamily(Family):
+class SavganFamily(VideoFamily):
     name = "savgan"
     title = "Video 2D+t (SAVGAN)"
     config_cls = SavganConfig
-    sample_axes = ("T", "Y", "X")
-
     def default_config(self, preset: str = "cpu-small", **overrides: Any) -> SavganConfig:
         return savgan_config(preset, **overrides)
 
@@ -97,12 +95,6 @@ class SavganFamily(Family):
         nets = build_savgan(config)
         nets.image_critic_weight = float(config.image_critic_weight)  # read by train_step
         return nets
-
-    def channels(self, config):
-        return [Channel("video" if config.channels == 1 else f"channel {i}") for i in range(config.channels)]
-
-    def prepare_data(self, array, config):
-        return prepare_videos(array, config.channels, (config.frames, config.height, config.width))
 
     def default_hparams(self) -> dict[str, Any]:
         # REFERENCE section 1: Adam (0, 0.9), TTUR 1e-4 / 4e-4, 5 critic steps, GP 10, batch 8.
@@ -122,11 +114,6 @@ class SavganFamily(Family):
         weight = hparams.get("image_critic_weight")
         weight = getattr(nets, "image_critic_weight", 50.0) if weight is None else float(weight)
         return savgan_step(nets, optimizers, next_batch, hparams, generator, weight)
-
-    metric_sets = ("cells", "digits")
-
-    def metrics(self, model, real, n, seed, metric_set=None):
-        return video_metrics(model, real, n, seed, self.check_metric_set(metric_set))
 
 
 def random_frames(videos, generator):
@@ -179,85 +166,5 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
     return {"critic_video": loss_v.item(), "critic_frame": loss_i.item(), "generator": loss_g.item()}
 
 
-def prepare_videos(array, channels: int, size: tuple[int, int, int]):
-    """User videos -> float tensor (N, C, T, Y, X) in [-1, 1] of ``size`` = (frames, height, width).
-
-    Accepts (N, T, Y, X) (one channel), one time-lapse (T, Y, X) or (N, C, T, Y, X),
-    any numeric dtype. Clips
-    longer than ``frames`` are cut into consecutive windows of ``frames`` (the rest is
-    dropped); frames are centre-cropped to the model's aspect ratio and resized with
-    antialiasing; intensities are scaled by the data's 0.5 / 99.5 percentiles.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    data = np.asarray(array)
-    if data.dtype.kind not in "uif" and data.dtype != bool:
-        raise DataError(f"Videos must be numeric, not {data.dtype}.")
-    if data.ndim == 3 and channels == 1:  # one time-lapse (T, Y, X): cut into windows below
-        data = data[None]
-    if data.ndim == 4 and channels == 1:
-        data = data[:, None]
-    if data.ndim != 5 or data.shape[1] != channels or 0 in data.shape:
-        raise DataError(f"Expected videos shaped (N, T, Y, X) or (N, {channels}, T, Y, X); "
-                        f"got {tuple(np.shape(array))}.")
-    frames, height, width = size
-    n, _, t, y, x = data.shape
-    if t < frames:
-        raise DataError(f"The clips have {t} frames but the model makes {frames}; use longer clips "
-                        "or a model with fewer frames.")
-    windows = t // frames  # long clips give several training clips
-    data = data[:, :, :windows * frames].reshape(n, channels, windows, frames, y, x)
-    data = np.moveaxis(data, 2, 1).reshape(n * windows, channels, frames, y, x)
-    # centre-crop to the model's aspect ratio, so resizing does not stretch cells
-    if y * width > x * height:
-        keep = max(1, round(x * height / width))
-        data = data[..., (y - keep) // 2:(y - keep) // 2 + keep, :]
-    elif y * width < x * height:
-        keep = max(1, round(y * width / height))
-        data = data[..., (x - keep) // 2:(x - keep) // 2 + keep]
-    sample = data.reshape(-1)[:: max(1, data.size // 4_000_000)].astype(np.float64)  # percentiles from <= 4 M values
-    if not np.isfinite(sample).all() or not np.isfinite(data).all():
-        raise DataError("The videos contain NaN or infinite values.")
-    low, high = np.percentile(sample, [0.5, 99.5])
-    if high <= low:
-        raise DataError("The videos are constant; there is nothing to learn from.")
-    out = torch.empty(len(data), channels, frames, height, width)
-    for start in range(0, len(data), 64):  # in chunks: user stacks can be large
-        chunk = torch.from_numpy(np.ascontiguousarray(data[start:start + 64], dtype=np.float32))
-        chunk = ((chunk - low) / (high - low)).clamp(0, 1) * 2 - 1
-        if chunk.shape[-2:] != (height, width):
-            flat = chunk.reshape(-1, 1, *chunk.shape[-2:])
-            flat = F.interpolate(flat, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-            chunk = flat.clamp(-1, 1).reshape(len(chunk), channels, frames, height, width)
-        out[start:start + len(chunk)] = chunk
-    return out
-
-
-def video_metrics(model, real, n: int, seed: int, metric_set: str = "cells") -> dict[str, float]:
-    """Metrics of ``n`` generated videos against real ones prepared by :func:`prepare_videos` ([-1, 1]).
-
-    The Fréchet distance of frame pixels (cheap, network-free), then
-    :func:`~napari_biogan.metrics.video.video_report`'s ``metric_set``: "cells"
-    (AACD, statistical FVD) or "digits" (AACD, flips/seq, cosTS, digit FVD).
-    """
-    from ..metrics.frechet import frechet_distance, pixel_features
-    from ..metrics.video import video_report
-
-    n = min(n, len(real))
-    fake = model.sample(n, seed=seed, precision="fp32")  # (n, C, T, Y, X) in [0, 1]
-    real01 = (real[:n].cpu().numpy() + 1) / 2
-
-    def frames(videos):
-        return np.moveaxis(videos, 2, 1).reshape(-1, videos.shape[1], *videos.shape[-2:])
-
-    result = {"fd_frames_pixels": frechet_distance(pixel_features(frames(fake)), pixel_features(frames(real01)))}
-    fake_t, real_t = np.moveaxis(fake, 1, 2), np.moveaxis(real01, 1, 2)  # (N, T, C, Y, X): C is averaged
-    result.update(video_report(fake_t, real_t if n >= 2 else None, metric_set))
-    if n < 2:
-        result["aacd_real"] = video_report(real_t, None, "cells")["aacd"]
-    return result
-
-
-__all__ = ["SavganConfig", "SavganFamily", "PRESETS", "savgan_config", "prepare_videos", "savgan_step",
-           "random_frames", "video_metrics", "ATTENTION_MODES"]
+__all__ = ["SavganConfig", "SavganFamily", "PRESETS", "savgan_config", "savgan_step", "random_frames",
+           "ATTENTION_MODES"]

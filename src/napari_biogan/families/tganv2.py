@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..core.errors import DataError
-from ..core.registry import Channel, Family, register
+from ..core.registry import register
+from .video import VideoFamily
 
 
 @dataclass
@@ -143,30 +144,20 @@ def _build_nets(cfg: Tganv2Config):
 
 
 @register
-class Tganv2Family(Family):
+class Tganv2Family(VideoFamily):
     name = "tganv2"
     title = "Video 2D+t (TGANv2)"
     config_cls = Tganv2Config
-    sample_axes = ("T", "Y", "X")
-
     def default_config(self, preset: str = "cpu-small", **overrides: Any) -> Tganv2Config:
         return tganv2_config(preset, **overrides)
 
     def build(self, config):
         return _build_nets(config)
 
-    def channels(self, config):
-        return [Channel("video" if config.channels == 1 else f"channel {i}") for i in range(config.channels)]
-
     def sample_latent(self, config, n, generator):
         import torch
 
         return torch.rand(n, config.latent_dim, generator=generator) * 2 - 1  # uniform, as in TGANv2
-
-    def prepare_data(self, array, config):
-        from .savgan import prepare_videos
-
-        return prepare_videos(array, config.channels, (config.frames, config.height, config.width))
 
     def default_hparams(self) -> dict[str, Any]:
         return {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "n_critic": 5, "gp_weight": 10.0,
@@ -181,13 +172,6 @@ class Tganv2Family(Family):
 
     def train_step(self, nets, optimizers, next_batch: Callable, hparams, generator):
         return tganv2_step(nets, optimizers, next_batch, hparams, generator)
-
-    metric_sets = ("cells", "digits")
-
-    def metrics(self, model, real, n, seed, metric_set=None):
-        from .savgan import video_metrics
-
-        return video_metrics(model, real, n, seed, self.check_metric_set(metric_set))
 
 
 def real_levels(real, offsets: list[int], sizes: list[tuple[int, int]]):
