@@ -161,3 +161,32 @@ def test_screenshot_clips_and_evaluate(make_napari_viewer, qtbot, wait_workers):
     shot = viewer.screenshot(canvas_only=False, flash=False)
     _not_blank(shot)
     _save(shot, "clips_evaluate.png")
+
+
+@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
+def test_screenshot_video_model(make_napari_viewer, qtbot, wait_workers):
+    """A shipped Moving MNIST SAVGAN: generated videos (N, T, Y, X) in a grid, explore sliders docked."""
+    from napari_biogan.core.model import GanModel
+    from napari_biogan.core.zoo import resolve_model
+
+    viewer = _shown_viewer(make_napari_viewer, qtbot)
+    session_for(viewer).set_model(GanModel.load(resolve_model("mmnist-savgan"), device="cpu"))
+    dock, generate = viewer.window.add_plugin_dock_widget("napari-biogan", "Generate")
+    _, explore = viewer.window.add_plugin_dock_widget("napari-biogan", "Explore")
+    _narrow(viewer, qtbot, dock)
+    generate.n_spin.setValue(12)
+    generate.generate_button.click()
+    wait_workers(generate, timeout=60000)
+    videos = viewer.layers[-1]
+    assert videos.data.ndim == 4  # (N, T, Y, X)
+    qtbot.waitUntil(lambda: len(explore.direction_sliders) > 0 and not explore.busy, timeout=60000)
+    explore.direction_sliders[0].setValue(1.0)
+    qtbot.waitUntil(lambda: explore.applied_id == explore.renderer.last_id, timeout=10000)
+    viewer.layers["explore"].visible = False
+    viewer.layers.selection.active = videos
+    viewer.dims.set_current_step(1, 8)  # frame 8 of the first video; the N and T sliders play the rest
+    viewer.reset_view()
+    qtbot.wait(200)
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    _not_blank(shot)
+    _save(shot, "video.png")
