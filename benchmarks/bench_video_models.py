@@ -1,15 +1,19 @@
-"""SAVGAN vs 3DGAN vs TGANv2 on Moving MNIST: the paper's metrics of the shipped (or given) models.
+"""SAVGAN vs 3DGAN vs TGANv2: the paper's metrics of the shipped (or given) video models.
 
-    python benchmarks/bench_video_models.py [--models DIR] [-n 256] [--seed 123]
+    python benchmarks/bench_video_models.py [--dataset mmnist|t98g] [--models DIR] [-n 256] [--seed 123]
+                                            [--picture OUT.png]
 
-Evaluates ``mmnist-savgan``, ``mmnist-3dgan`` and ``mmnist-tganv2`` from ``--models``
-(default: the shipped zoo; build them with scripts/build_zoo_video.py) on ``n``
-generated clips against ``n`` held-out real clips built the same way from the
-MNIST *test* digits (16 frames, 64x64 resized to 32x32, as the models were
-trained), with one code path: :meth:`GanModel.evaluate` with the "digits" set.
-Prints one markdown table with the training budget from each model card, the real
-clips' own values, and the paper's numbers (10 frames of 64x64, 300k steps on a GPU;
-the I3D FVD there, a digit-feature FVD here, so FVDs are not comparable across).
+``--dataset mmnist`` (default) evaluates ``mmnist-savgan``, ``mmnist-3dgan`` and
+``mmnist-tganv2`` from ``--models`` (default: the shipped zoo; build them with
+scripts/build_zoo_video.py) on ``n`` generated clips against ``n`` held-out real
+clips built the same way from the MNIST *test* digits (16 frames, 64x64 resized
+to 32x32, as the models were trained), with the "digits" metrics. ``--dataset t98g``
+evaluates ``t98g-savgan`` and ``t98g-3dgan`` against the T98G training clips (the
+movie has no others) with the "cells" metrics. One code path for every model:
+:meth:`GanModel.evaluate`. Prints one markdown table with the training budget from
+each model card and the real clips' own values; for Moving MNIST also the paper's
+numbers (10 frames of 64x64, 300k steps on a GPU; the I3D FVD there, a
+digit-feature FVD here, so FVDs are not comparable across).
 """
 
 from __future__ import annotations
@@ -23,11 +27,34 @@ PAPER = {  # REFERENCE section 1: MMNIST FVD (I3D), AACD, flips/seq, cosTS
     "savgan": (81.29, 0.469, 1.76, 0.76),
 }
 VARIANTS = ("savgan", "3dgan", "tganv2")
+TITLES = {"savgan": "SAVGAN", "3dgan": "3DGAN", "tganv2": "TGANv2"}
+#: per data set: metric set, (column title, metric key, format), lower-is-better keys compared
+COLUMNS = {
+    "mmnist": ("digits", [("AACD ↓", "aacd", ".3f"), ("flips/seq ↓", "flips_per_seq", ".2f"),
+                          ("cosTS ↑", "cos_ts", ".3f"), ("FVD digits ↓", "fvd_digits", ".1f"),
+                          ("frame pixel FD ↓", "fd_frames_pixels", ".2f")]),
+    "t98g": ("cells", [("AACD ↓", "aacd", ".3f"), ("FVD stats ↓", "fvd_stats", ".3f"),
+                       ("frame pixel FD ↓", "fd_frames_pixels", ".3f")]),
+}
+
+
+def real_clips(dataset: str, frames: int, n: int):
+    """(clips (N, T, Y, X) in [0, 1], a description) the models are compared with."""
+    if dataset == "mmnist":
+        from napari_biogan.data.moving_mnist import load_moving_mnist
+
+        return (load_moving_mnist(n_clips=n, frames=frames, size=64, seed=1, split="test"),
+                "held-out real clips (MNIST test digits)")
+    from napari_biogan.data.clips import t98g_clips
+
+    clips, _ = t98g_clips(size=(frames, 32, 32), time_stride=4)  # as scripts/build_zoo_video.py trains
+    return clips, "T98G training clips (the movie has no others)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=None, help="folder with mmnist-*.safetensors (default: the zoo)")
+    parser.add_argument("--dataset", choices=sorted(COLUMNS), default="mmnist")
+    parser.add_argument("--models", default=None, help="folder with <dataset>-*.safetensors (default: the zoo)")
     parser.add_argument("-n", type=int, default=256)
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--picture", default=None, help="also write a PNG: rows of real and generated clips")
@@ -35,48 +62,47 @@ def main() -> None:
 
     from napari_biogan.core.model import GanModel
     from napari_biogan.core.zoo import ZOO_DIR
-    from napari_biogan.data.moving_mnist import load_moving_mnist
     from napari_biogan.metrics.video import video_report
 
+    metric_set, columns = COLUMNS[args.dataset]
     folder = Path(args.models) if args.models else ZOO_DIR
-    rows, real_row, strips = [], None, []
+    rows, real_row, strips, described = [], None, [], ""
     for variant in VARIANTS:
-        path = folder / f"mmnist-{variant}.safetensors"
+        path = folder / f"{args.dataset}-{variant}.safetensors"
         if not path.is_file():
             print(f"(no {path.name} in {folder}: skipped)")
             continue
         model = GanModel.load(path, device="cpu")
-        cfg = model.config
-        clips = load_moving_mnist(n_clips=args.n, frames=cfg.frames, size=64, seed=1, split="test")
-        real = model.family.prepare_data(clips, cfg)
-        metrics = model.evaluate(real, n=args.n, seed=args.seed, metric_set="digits")
+        clips, described = real_clips(args.dataset, model.config.frames, args.n)
+        real = model.family.prepare_data(clips, model.config)
+        n = min(args.n, len(real))
+        metrics = model.evaluate(real, n=n, seed=args.seed, metric_set=metric_set)
         training = model.card.get("training", {})
         rows.append((variant, metrics, training.get("steps"), training.get("wall_time_s")))
         if real_row is None:  # the real clips against themselves: what a perfect generator scores
-            real01 = (real.numpy()[:, 0] + 1) / 2
-            real_row = video_report(real01, None, "digits")
-            strips.append(("real", real01[:3]))
+            real01 = (real.numpy()[:n, 0] + 1) / 2
+            real_row = video_report(real01, None, metric_set)
+            strips.append(("real", real01[:: max(1, n // 3)][:3]))
         strips.append((variant, model.sample(3, seed=args.seed, precision="fp32")[:, 0]))
 
-    print(f"Moving MNIST, {args.n} generated vs {args.n} held-out real clips (MNIST test digits)\n")
-    print("| model | steps (CPU time) | AACD ↓ | flips/seq ↓ | cosTS ↑ | FVD digits ↓ | frame pixel FD ↓ "
-          "| paper AACD / flips / cosTS / FVD (I3D) |")
-    print("|---|---|---|---|---|---|---|---|")
+    paper = args.dataset == "mmnist"
+    print(f"{args.dataset}: {args.n} generated clips vs up to {args.n} {described}\n")
+    print("| model | steps (CPU time) | " + " | ".join(title for title, _, _ in columns)
+          + (" | paper AACD / flips / cosTS / FVD (I3D) |" if paper else " |"))
+    print("|---" * (len(columns) + 2 + paper) + "|")
     for variant, m, steps, wall in rows:
-        paper = PAPER[variant]
         budget = f"{steps} ({wall / 60:.0f} min)" if steps and wall else "?"
-        print(f"| {variant.upper() if variant != 'tganv2' else 'TGANv2'} | {budget} | {m['aacd']:.3f} "
-              f"| {m['flips_per_seq']:.2f} | {m['cos_ts']:.3f} | {m['fvd_digits']:.1f} | {m['fd_frames_pixels']:.2f} "
-              f"| {paper[1]} / {paper[2]} / {paper[3]} / {paper[0]} |")
+        cells = " | ".join(format(m[key], fmt) for _, key, fmt in columns)
+        extra = " | {1} / {2} / {3} / {0}".format(*PAPER[variant]) if paper else ""
+        print(f"| {TITLES[variant]} | {budget} | {cells}{extra} |")
     if real_row is not None:
-        print(f"| real clips | - | {real_row['aacd']:.3f} | {real_row['flips_per_seq']:.2f} "
-              f"| {real_row['cos_ts']:.3f} | 0 | 0 | - |")
+        cells = " | ".join(format(real_row[key], fmt) if key in real_row else "0" for _, key, fmt in columns)
+        print(f"| real clips | - | {cells}" + (" | - |" if paper else " |"))
     by = {variant: m for variant, m, _, _ in rows}
     if "savgan" in by and "3dgan" in by:
         s, d = by["savgan"], by["3dgan"]
-        better = [name for name, ok in (("AACD", s["aacd"] < d["aacd"]),
-                                        ("flips/seq", s["flips_per_seq"] < d["flips_per_seq"]),
-                                        ("cosTS", s["cos_ts"] > d["cos_ts"])) if ok]
+        better = [title for title, key, _ in columns
+                  if (s[key] > d[key] if key == "cos_ts" else s[key] < d[key])]
         print(f"\nSAVGAN better than 3DGAN on: {', '.join(better) or 'none'} (the paper: AACD, flips/seq, cosTS)")
     if args.picture and strips:
         write_picture(args.picture, strips)
