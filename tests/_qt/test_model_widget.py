@@ -39,6 +39,12 @@ def test_the_default_model_is_preselected_and_a_choice_survives_a_refresh(make_n
     assert widget.model_combo.currentData() == chosen
 
 
+def test_the_list_follows_a_model_set_elsewhere(make_napari_viewer):
+    viewer, widget = _model_widget(make_napari_viewer)
+    session_for(viewer).set_model(GanModel.load(resolve_model("mmnist-savgan"), device="cpu"))  # as the demo does
+    assert widget.model_combo.currentText().startswith("mmnist-savgan")
+
+
 def test_wrong_file_gives_a_notification_and_no_crash(make_napari_viewer, wait_workers, notifications,
                                                       tiny_model_file, tmp_path):
     viewer, widget = _model_widget(make_napari_viewer)

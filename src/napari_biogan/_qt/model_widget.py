@@ -218,3 +218,14 @@ class ModelWidget(SessionWidget):
             return
         self.status.setText(f"Current model: {model.name} ({model.family.name}) on {model.device}.")
         self.card_view.setPlainText(format_card(model))
+        self._select_path(model.path)
+
+    def _select_path(self, path) -> None:
+        """Show the current model in the list when it is one of the listed files (the demo, a TIFF's model)."""
+        if path is None:
+            return
+        wanted = Path(path).resolve()
+        for i in range(self.model_combo.count()):
+            if Path(self.model_combo.itemData(i)).resolve() == wanted:
+                self.model_combo.setCurrentIndex(i)
+                return
