@@ -108,7 +108,6 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> Iterator[TrainEvent]:
-
         total = self.settings.steps
         start_step, started = self.step, time.perf_counter()
         good = self._snapshot()

@@ -2,7 +2,8 @@
 
 One 3D generator G_V, a 3D video critic D_V and a 2D frame critic D_I trained with
 WGAN-GP (REFERENCE section 1). The networks are in :mod:`.savgan_nets`; this
-module holds the config, the named presets, data preparation and the training step.
+module holds the config, the named presets and the training step (data preparation and
+metrics are shared with TGANv2 in :mod:`.video`).
 
 Deliberate differences from the reference code, and why:
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
-
 
 from ..core.errors import DataError
 from ..core.registry import register
@@ -86,6 +86,7 @@ class SavganFamily(VideoFamily):
     name = "savgan"
     title = "Video 2D+t (SAVGAN)"
     config_cls = SavganConfig
+
     def default_config(self, preset: str = "cpu-small", **overrides: Any) -> SavganConfig:
         return savgan_config(preset, **overrides)
 

@@ -148,6 +148,7 @@ class Tganv2Family(VideoFamily):
     name = "tganv2"
     title = "Video 2D+t (TGANv2)"
     config_cls = Tganv2Config
+
     def default_config(self, preset: str = "cpu-small", **overrides: Any) -> Tganv2Config:
         return tganv2_config(preset, **overrides)
 
