@@ -35,6 +35,7 @@ def test_find_clips_adds_a_clips_layer_around_the_moving_cell(make_napari_viewer
     wait_workers(widget)
     layer = viewer.layers["clips of movie"]
     assert layer is widget.clips_layer and layer.data.shape == (1, 8, 16, 16)
+    assert tuple(layer.axis_labels) == ("N", "T", "Y", "X")  # the viewer's sliders say clip and frame
     clip = layer.metadata["napari_biogan"]["clips"][0]
     y0, x0 = clip["corner"]
     t0 = clip["time"]

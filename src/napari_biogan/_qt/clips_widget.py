@@ -144,8 +144,9 @@ class ClipsWidget(SessionWidget):
                                       "downscale": settings["downscale"],
                                       "clips": [{k: v for k, v in c.items() if k != "particle"} for c in info]}}
         name = f"clips of {source}"
-        self.clips_layer = add_layers(self.viewer, [(clips, {"name": name, "metadata": metadata,
-                                                             "colormap": "gray"}, "image")], replace=True)[0]
+        self.clips_layer = add_layers(self.viewer, [(clips, {"name": name, "metadata": metadata, "colormap": "gray",
+                                                             "axis_labels": ("N", "T", "Y", "X")}, "image")],
+                                      replace=True)[0]
         outlines = f"clip outlines on {source}"
         if outlines in self.viewer.layers:
             self.viewer.layers.remove(outlines)
