@@ -40,19 +40,6 @@ COLUMNS = {
 }
 
 
-def real_clips(dataset: str, frames: int, n: int):
-    """(clips (N, T, Y, X) in [0, 1], a description) the models are compared with."""
-    if dataset == "mmnist":
-        from napari_biogan.data.moving_mnist import load_moving_mnist
-
-        return (load_moving_mnist(n_clips=n, frames=frames, size=64, seed=1, split="test"),
-                "held-out real clips (MNIST test digits)")
-    from napari_biogan.data.clips import t98g_clips
-
-    clips, _ = t98g_clips(size=(frames, 32, 32), time_stride=4)  # as scripts/build_zoo_video.py trains
-    return clips, "T98G training clips (the movie has no others)"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(COLUMNS), default="mmnist")
@@ -64,18 +51,22 @@ def main() -> None:
 
     from napari_biogan.core.model import GanModel
     from napari_biogan.core.zoo import ZOO_DIR
+    from napari_biogan.data.zoo_clips import zoo_reference_clips
     from napari_biogan.metrics.video import video_report
 
     metric_set, columns = COLUMNS[args.dataset]
     folder = Path(args.models) if args.models else ZOO_DIR
-    rows, real_row, strips, described = [], None, [], ""
+    rows, real_row, strips, loaded = [], None, [], {}
     for variant in VARIANTS[args.dataset]:
         path = folder / f"{args.dataset}-{variant}.safetensors"
         if not path.is_file():
             print(f"(no {path.name} in {folder}: skipped)")
             continue
         model = GanModel.load(path, device="cpu")
-        clips, described = real_clips(args.dataset, model.config.frames, args.n)
+        frames = model.config.frames
+        if frames not in loaded:  # the models of one data set share their clips: load them once
+            loaded[frames] = zoo_reference_clips(args.dataset, frames)
+        clips, described = loaded[frames]
         real = model.family.prepare_data(clips, model.config)
         n = min(args.n, len(real))
         metrics = model.evaluate(real, n=n, seed=args.seed, metric_set=metric_set)
@@ -88,7 +79,7 @@ def main() -> None:
         strips.append((variant, model.sample(3, seed=args.seed, precision="fp32")[:, 0]))
 
     paper = args.dataset == "mmnist"
-    print(f"{args.dataset}: {args.n} generated clips vs up to {args.n} {described}\n")
+    print(f"{args.dataset}: up to {args.n} generated clips vs {described} (as in the model cards)\n")
     print("| model | steps (CPU time) | " + " | ".join(title for title, _, _ in columns)
           + (" | paper AACD / flips / cosTS / FVD (I3D) |" if paper else " |"))
     print("|---" * (len(columns) + 2 + paper) + "|")

@@ -33,12 +33,11 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 
-from napari_biogan.core.checkpoint import read_card
 from napari_biogan.core.model import GanModel
 from napari_biogan.core.training import Trainer, TrainSettings
 from napari_biogan.core.zoo import ZOO_DIR
+from napari_biogan.data.zoo_clips import MMNIST_TRAIN_CLIPS, zoo_reference_clips, zoo_training_clips
 from napari_biogan.families.savgan import savgan_config
 from napari_biogan.families.tganv2 import tganv2_config
 
@@ -68,33 +67,17 @@ DATA_NOTES = {
 }
 
 
-def load_clips(dataset: str, frames: int, clips: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(training clips, held-out clips or None), (N, T, Y, X) in [0, 1]."""
-    if dataset == "mmnist":
-        from napari_biogan.data.moving_mnist import load_moving_mnist
-
-        train = load_moving_mnist(n_clips=clips, frames=frames, size=64, seed=seed, split="train")
-        held_out = load_moving_mnist(n_clips=256, frames=frames, size=64, seed=seed + 1, split="test")
-        return train, held_out
-    from napari_biogan.data.clips import t98g_clips
-
-    # the movie has 37 frames: clips of one place may overlap in time (4 frames apart), 188 clips not 64
-    train, _ = t98g_clips(size=(frames, 32, 32), time_stride=4)
-    return train, None
-
-
 def build(name: str, args) -> None:
     dataset, variant = MODELS[name]
     if args.evaluate_only:
         path = Path(args.out_dir) / f"{name}.safetensors"
-        clips, held_out = load_clips(dataset, read_card(path)["config"]["frames"], args.clips, args.seed)
-        evaluate(name, path, clips, held_out)
+        evaluate(name, path, args.seed)
         return
     if variant == "tganv2":
         family, config = "tganv2", tganv2_config("cpu-small")
     else:
         family, config = "savgan", savgan_config("cpu-small", attention=variant)
-    clips, held_out = load_clips(dataset, config.frames, args.clips, args.seed)
+    clips = zoo_training_clips(dataset, config.frames, args.seed, args.clips)
     model = GanModel.new(family, config=config, seed=args.seed)
     data = model.family.prepare_data(clips, config)
     print(f"{name}: {len(data)} training clips {tuple(data.shape[1:])}", flush=True)
@@ -117,20 +100,20 @@ def build(name: str, args) -> None:
     model.save(out, overwrite=True, include=("generator",), card={
         "name": name, "description": DESCRIPTIONS[dataset] + VARIANT_NOTES[variant],
         "data": DATA_NOTES[dataset], "training": training, "training_state": None})
-    evaluate(name, out, clips, held_out)
+    evaluate(name, out, args.seed)
 
 
-def evaluate(name: str, path: Path, clips: np.ndarray, held_out: np.ndarray | None) -> None:
-    """Write the paper's metrics of 256 generated clips into the model's card (held-out real clips for
-    Moving MNIST, the training clips for T98G, which has no others)."""
+def evaluate(name: str, path: Path, seed: int) -> None:
+    """Write the paper's metrics of up to 256 generated clips into the model's card, against
+    :func:`zoo_reference_clips` (held-out clips for Moving MNIST, the training clips for T98G)."""
     dataset = MODELS[name][0]
     model = GanModel.load(path, device="cpu")
-    real = model.family.prepare_data(held_out if held_out is not None else clips, model.config)
+    clips, described = zoo_reference_clips(dataset, model.config.frames, seed)
+    real = model.family.prepare_data(clips, model.config)
     metric_set = "digits" if dataset == "mmnist" else "cells"
     metrics = model.evaluate(real, n=min(256, len(real)), seed=123, metric_set=metric_set)
     metrics = {k: round(float(v), 4) for k, v in metrics.items()}
-    metrics["compared_with"] = (f"{min(256, len(real))} held-out clips (MNIST test digits)" if held_out is not None
-                                else f"the {len(real)} training clips")
+    metrics["compared_with"] = described
     model.save(path, overwrite=True, include=("generator",), card={"metrics": metrics})
     print(f"saved {path}: {metrics}", flush=True)
 
@@ -143,7 +126,8 @@ def main() -> None:
                         help="recompute the metrics in the cards of already built models")
     parser.add_argument("--only", nargs="+", choices=sorted(MODELS), default=list(MODELS))
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--clips", type=int, default=2225, help="Moving MNIST training clips (the paper's 2,225)")
+    parser.add_argument("--clips", type=int, default=MMNIST_TRAIN_CLIPS,
+                        help="Moving MNIST training clips (the paper's 2,225)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--work", default="/tmp/napari-biogan-video-zoo", help="resumable training files")

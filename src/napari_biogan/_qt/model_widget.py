@@ -157,11 +157,9 @@ class ModelWidget(SessionWidget):
             self.model_combo.addItem(f"{info.name} ({where})", str(info.path))
             self.model_combo.setItemData(self.model_combo.count() - 1, info.description or info.data,
                                          Qt.ItemDataRole.ToolTipRole)
-        paths = [self.model_combo.itemData(i) for i in range(self.model_combo.count())]
-        default = next((p for p in paths if Path(p).stem == DEFAULT_MODEL), None)
-        chosen = previous if previous in paths else default
-        if chosen is not None:
-            self.model_combo.setCurrentIndex(paths.index(chosen))
+        if not self._select_path(previous):
+            self._select_path(next((self.model_combo.itemData(i) for i in range(self.model_combo.count())
+                                    if Path(self.model_combo.itemData(i)).stem == DEFAULT_MODEL), None))
         self.load_button.setEnabled(self.model_combo.count() > 0)
         self.new_button.setEnabled(bool(family))
 
@@ -220,12 +218,14 @@ class ModelWidget(SessionWidget):
         self.card_view.setPlainText(format_card(model))
         self._select_path(model.path)
 
-    def _select_path(self, path) -> None:
-        """Show the current model in the list when it is one of the listed files (the demo, a TIFF's model)."""
-        if path is None:
-            return
+    def _select_path(self, path) -> bool:
+        """Select the listed model file ``path`` (the previous choice, the default, the current model);
+        False when it is not listed."""
+        if not path:
+            return False
         wanted = Path(path).resolve()
         for i in range(self.model_combo.count()):
             if Path(self.model_combo.itemData(i)).resolve() == wanted:
                 self.model_combo.setCurrentIndex(i)
-                return
+                return True
+        return False
