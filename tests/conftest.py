@@ -8,6 +8,8 @@ import pytest
 
 from real_data import shared_data
 
+import toy_family  # noqa: F401  (registers the tests' own family for every test, widgets included)
+
 
 @pytest.fixture
 def shared_data_dir() -> Path:

@@ -124,7 +124,7 @@ def test_gan_space_gives_unit_directions_and_moved_latent_follows_them():
     import torch
 
     from napari_biogan.core.model import GanModel
-    from napari_biogan.core.render import gan_space, moved_latent
+    from napari_biogan.core.latent import gan_space, moved_latent
 
     model = GanModel.new("dcgan2d", base_width=8, seed=0)
     space = gan_space(model, n=128, k=4, seed=0)

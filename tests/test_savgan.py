@@ -119,19 +119,20 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_prepare_data_shapes_windows_and_errors():
     family, cfg = get_family("savgan"), savgan_config("cpu-small", **TINY)
+    prepare = lambda array, config: family.prepare_data(array, config)["image"].source  # noqa: E731
     clips = _videos(n=3, frames=20, size=40)
-    data = family.prepare_data(clips, cfg)  # 20 frames -> two windows of 8; 40x40 -> 16x16
+    data = prepare(clips, cfg)  # 20 frames -> two windows of 8; 40x40 -> 16x16
     assert data.shape == (6, 1, 8, 16, 16) and data.dtype == torch.float32
     assert -1.0 <= data.min() and data.max() <= 1.0
-    assert family.prepare_data(clips[:, None], cfg).shape == (6, 1, 8, 16, 16)
-    wide = family.prepare_data(np.random.default_rng(0).random((2, 8, 20, 60)), cfg)  # centre-cropped to 20x20
+    assert prepare(clips[:, None], cfg).shape == (6, 1, 8, 16, 16)
+    wide = prepare(np.random.default_rng(0).random((2, 8, 20, 60)), cfg)  # centre-cropped to 20x20
     assert wide.shape == (2, 1, 8, 16, 16)
-    movie = family.prepare_data(clips[0], cfg)  # one (T, Y, X) time-lapse: its windows
-    assert movie.shape == (2, 1, 8, 16, 16) and torch.equal(movie, family.prepare_data(clips[:1], cfg))
+    movie = prepare(clips[0], cfg)  # one (T, Y, X) time-lapse: its windows
+    assert movie.shape == (2, 1, 8, 16, 16) and torch.equal(movie, prepare(clips[:1], cfg))
     for bad in (np.zeros((4, 16, 16)), np.zeros((2, 3, 8, 16, 16)), np.zeros((2, 4, 16, 16)) + np.arange(16),
                 np.zeros((2, 8, 16, 16)), np.array([["a"]])):
         with pytest.raises(DataError):
-            family.prepare_data(bad, cfg)
+            prepare(bad, cfg)
 
 
 def test_latent_features_give_principal_directions():
@@ -159,8 +160,12 @@ def test_models_trained_on_moving_mnist_get_the_digit_metrics(monkeypatch):
     model = GanModel.new("savgan", seed=0, **TINY)
     asked = []
     monkeypatch.setattr(model.family, "metrics", lambda m, real, n, seed, metric_set=None: asked.append(metric_set))
-    model.evaluate(None)
-    model.card["training"] = {"data": "Moving MNIST built from the MNIST training digits"}
-    model.evaluate(None)
-    model.evaluate(None, metric_set="cells")
-    assert asked == [None, "digits", "cells"]
+    real = torch.zeros(2, 1, 8, 16, 16)
+    model.evaluate(real)
+    model.card["training"] = {"data": "Moving MNIST built from the MNIST training digits"}  # a version-1 card
+    model.evaluate(real)
+    model.evaluate(real, metric_set="cells")
+    model.config.metric_set = "digits"  # the config says it, whatever the card's data
+    model.card["training"] = {"data": "my cells"}
+    model.evaluate(real)
+    assert asked == ["cells", "digits", "cells", "digits"]

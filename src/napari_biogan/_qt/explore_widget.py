@@ -45,7 +45,7 @@ def render_request(request: ExploreRequest):
 
 
 def compute_directions(model):
-    from ..core.render import gan_space
+    from ..core.latent import gan_space
 
     match_torch_threads()
     return model, gan_space(model, n=GANSPACE_SAMPLES, k=MAX_DIRECTIONS, seed=0)
@@ -207,7 +207,7 @@ class ExploreWidget(SessionWidget):
     # -- the current point in latent space ----------------------------------------------------
     def current_latent(self):
         """The latent the sliders describe: seed's latent moved along the directions, (1, *latent)."""
-        from ..core.render import moved_latent
+        from ..core.latent import moved_latent
 
         model, seed = self.session.model, self.seed_spin.value()
         if self._base is None or self._base[0] is not model or self._base[1] != seed:

@@ -3,7 +3,8 @@ checkpoints), stops at the next step when asked and keeps a checkpoint, resumes
 bit-for-bit on the CPU, and stops on NaN/inf with the last good state kept.
 
 Every family trains through :class:`Trainer`; a family only supplies its
-optimisers and its ``train_step``.
+optimisers and its ``train_step``. :func:`setup_training` is the one way the
+CLI and the widgets start or resume a run.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from . import checkpoint
-from .errors import DataError, DeviceError, ModelFileError, TrainingDivergedError
+from .contract import TrainContext
+from .dataset import TrainingData, as_training_data
+from .errors import DataError, DeviceError, FamilyMismatchError, ModelFileError, OutputExistsError, \
+    TrainingDivergedError, WriteError
 from .device import is_out_of_memory
-from .model import GanModel
+from .model import Model
 
 if TYPE_CHECKING:
     import torch
@@ -40,7 +44,9 @@ class TrainEvent:
     losses: dict[str, float] = field(default_factory=dict)
     elapsed_s: float = 0.0
     eta_s: float | None = None
-    preview: np.ndarray | None = None  # (n, C, *sample_axes) in [0, 1]
+    preview: np.ndarray | None = None  # the main image output (n, C, *sample_axes) in [0, 1]
+    #: every output of the preview, converted by kind, plus "source" for image-driven families
+    preview_outputs: dict[str, np.ndarray] | None = None
     path: str | None = None
 
 
@@ -58,14 +64,16 @@ class TrainSettings:
 
 
 class Trainer:
-    """Train ``model`` on ``data`` (a float tensor (N, C, ...) in [-1, 1])."""
+    """Train ``model`` on ``data``: :class:`TrainingData` (or one tensor (N, C, ...) in [-1, 1])."""
 
-    def __init__(self, model: GanModel, data: "torch.Tensor", settings: TrainSettings):
+    def __init__(self, model: Model, data: "TrainingData | torch.Tensor", settings: TrainSettings):
         import torch
 
-        if data.ndim < 3 or len(data) == 0:
-            raise DataError("Training data is empty or has no image axes.")
-        self.model, self.data, self.settings = model, data, settings
+        if settings.steps < 1:
+            raise DataError("Training needs at least 1 step.")
+        if settings.checkpoint_every < 1 or settings.preview_every < 1:
+            raise DataError("Checkpoints and previews need an interval of at least 1 step.")
+        self.model, self.data, self.settings = model, as_training_data(data), settings
         self.family = model.family
         self.hparams = {**self.family.default_hparams(), **settings.hparams}
         self.optimizers = self.family.make_optimizers(model.nets, self.hparams)
@@ -73,10 +81,16 @@ class Trainer:
         self.elapsed_before = 0.0
         self.data_rng = torch.Generator().manual_seed(settings.seed)
         self.noise_rng = torch.Generator().manual_seed(settings.seed + 1)
-        self.preview_z = model.latents(settings.preview_n, settings.seed + 2)
+        preview_rng = torch.Generator().manual_seed(settings.seed + 2)
+        self.preview_source = self.family.preview_source(model.config, self.data, settings.preview_n, preview_rng)
         self._stop = threading.Event()
         self._written_once = False
         torch.manual_seed(settings.seed + 3)
+
+    @property
+    def preview_z(self):
+        """The fixed latents previews render (latent families)."""
+        return self.preview_source.get("latent")
 
     # -- control ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -88,14 +102,15 @@ class Trainer:
         """Continue from a checkpoint written by this loop: the same results as never stopping."""
         import torch
 
-        model = GanModel.load(path, device=device)
+        model = Model.load(path, device=device)
         state = model.card.get("training_state")
         tensors = getattr(model, "_file_tensors", {})
         if not state or "rng.torch" not in tensors:
             raise ModelFileError(f"{Path(path).name} holds no training state to resume from.")
         settings = dataclasses.replace(settings, seed=state["seed"])
+        explicit = dict(settings.hparams)  # what the user set now wins over what the run had
         trainer = cls(model, data, settings)
-        trainer.hparams = {**trainer.hparams, **state["hparams"]}
+        trainer.hparams = {**trainer.hparams, **_tuples(state["hparams"]), **explicit}
         for name, opt in trainer.optimizers.items():
             opt.load_state_dict(checkpoint.unflatten_optimizer(state["optim"][name], tensors))
         trainer.step = int(state["step"])
@@ -110,39 +125,41 @@ class Trainer:
     def run(self) -> Iterator[TrainEvent]:
         total = self.settings.steps
         start_step, started = self.step, time.perf_counter()
-        good = self._snapshot()
+        good = self._snapshot(started)
         nets = self.model.nets
         while self.step < total:
             if self._stop.is_set():
-                path = self._save()
+                path = self._save(elapsed_s=self._elapsed(started))
                 yield TrainEvent(CANCELLED, self.step, total, elapsed_s=self._elapsed(started), path=path)
                 return
             nets.train()
+            ctx = TrainContext(self.model.config, self.hparams, self.step, self.noise_rng, self.model.device)
             try:
-                losses = self.family.train_step(nets, self.optimizers, self._next_batch, self.hparams,
-                                                self.noise_rng)
-            except RuntimeError as err:
-                if is_out_of_memory(err):
+                losses = self.family.train_step(nets, self.optimizers, self._next_batch, ctx)
+            except (RuntimeError, MemoryError) as err:
+                if isinstance(err, MemoryError) or is_out_of_memory(err):
                     raise DeviceError(f"Out of memory on {self.model.device} at step {self.step + 1}; "
                                       "try a smaller batch or model, or the CPU.") from err
                 raise
             if not all(math.isfinite(v) for v in losses.values()):
-                self._restore(good)
-                kept = self._save()
+                bad_step = self.step + 1
+                self._restore(good)  # weights, optimisers, RNGs and step of ONE earlier step
+                kept = self._save(elapsed_s=good["elapsed_s"])
                 raise TrainingDivergedError(
-                    f"Training diverged at step {self.step + 1} (loss became NaN or infinite); "
+                    f"Training diverged at step {bad_step} (loss became NaN or infinite); "
                     f"the last good state (step {self.step}) was kept"
-                    + (f" in {kept}." if kept else "."), step=self.step + 1, kept_path=kept)
+                    + (f" in {kept}." if kept else "."), step=bad_step, kept_path=kept)
             self.step += 1
             done = self.step - start_step
             elapsed = time.perf_counter() - started
             eta = elapsed / done * (total - self.step)
             yield TrainEvent(STEP, self.step, total, losses, self._elapsed(started), eta)
             if self.step % self.settings.preview_every == 0 or self.step == total:
+                outputs = self.preview_outputs()
                 yield TrainEvent(PREVIEW, self.step, total, losses, self._elapsed(started), eta,
-                                 preview=self.preview())
+                                 preview=outputs.get(self.model.main_output), preview_outputs=outputs)
             if self.step % self.settings.checkpoint_every == 0 and self.step < total:
-                good = self._snapshot()
+                good = self._snapshot(started)
                 path = self._save(elapsed_s=self._elapsed(started))
                 if path:
                     yield TrainEvent(CHECKPOINT, self.step, total, losses, self._elapsed(started), eta, path=path)
@@ -155,32 +172,47 @@ class Trainer:
 
     # -- helpers ----------------------------------------------------------------------------
     def preview(self) -> np.ndarray:
+        """The main image output of the fixed preview source."""
+        return self.preview_outputs()[self.model.main_output]
+
+    def preview_outputs(self) -> dict[str, np.ndarray]:
+        """Every output of the fixed preview source (plus its "source" image, for image-driven families)."""
         self.model.nets.eval()
-        return self.model.render(self.preview_z, precision="fp32")
+        outputs = self.model.run(self.preview_source, precision="fp32")
+        for name, value in self.preview_source.items():
+            if name != "latent" and name not in outputs and hasattr(value, "numpy"):
+                outputs["source" if name == "image" else name] = (value.float().clamp(-1, 1).numpy() + 1) / 2 \
+                    if value.is_floating_point() else value.numpy()
+        return outputs
 
     def _elapsed(self, started: float) -> float:
         return self.elapsed_before + time.perf_counter() - started
 
-    def _next_batch(self) -> "torch.Tensor":
+    def _next_batch(self) -> dict[str, "torch.Tensor"]:
+        size = int(self.hparams.get("batch_size", 16))
+        batch = self.data.batch(size, self.data_rng, self.hparams.get("flip_axes", ()))
+        return {name: value.to(self.model.device) for name, value in batch.items()}
+
+    def _snapshot(self, started: float) -> dict[str, Any]:
+        """Everything a checkpoint holds, at the current step: restoring it gives one consistent state."""
         import torch
 
-        size = int(self.hparams.get("batch_size", 16))
-        index = torch.randint(len(self.data), (size,), generator=self.data_rng)
-        batch = self.data[index]
-        for axis in self.hparams.get("flip_axes", ()):  # random flips, one coin per sample and axis
-            flip = torch.rand(size, generator=self.data_rng) < 0.5
-            if flip.any():
-                batch[flip] = batch[flip].flip(axis)
-        return batch.to(self.model.device)
-
-    def _snapshot(self) -> dict[str, Any]:
         return {"nets": copy.deepcopy(self.model.nets.state_dict()),
-                "optim": {k: copy.deepcopy(o.state_dict()) for k, o in self.optimizers.items()}}
+                "optim": {k: copy.deepcopy(o.state_dict()) for k, o in self.optimizers.items()},
+                "rng": (torch.get_rng_state(), self.data_rng.get_state(), self.noise_rng.get_state()),
+                "step": self.step, "elapsed_s": self._elapsed(started)}
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
+        import torch
+
         self.model.nets.load_state_dict(snapshot["nets"])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(snapshot["optim"][name])
+        torch_state, data_state, noise_state = snapshot["rng"]
+        torch.set_rng_state(torch_state)
+        self.data_rng.set_state(data_state)
+        self.noise_rng.set_state(noise_state)
+        self.step = snapshot["step"]
 
     def _save(self, elapsed_s: float | None = None) -> str | None:
         """Write model + optimiser + RNG state to the output file (resumable)."""
@@ -212,3 +244,66 @@ class Trainer:
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+
+
+def _tuples(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
+
+
+def check_output(path: str | Path, overwrite: bool) -> None:
+    """Refuse, before any training step, an output that exists (unless allowed) or cannot be written."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    if path.is_dir():
+        raise WriteError(f"{path} is a folder; give a model file name ending in .safetensors.")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; choose another name or allow overwriting.")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise WriteError(f"Cannot write to {folder}: {err.strerror or err}.") from None
+
+
+def setup_training(family_name: str, data: Any, settings: TrainSettings, *, config_overrides: dict | None = None,
+                   resume: str | None = None, device: str = "auto",
+                   prepare: Any = None) -> Trainer:
+    """The one way to start or resume a run (CLI and Train widget).
+
+    ``data``: raw training inputs by name (or one array for the image input),
+    prepared by the family; ``prepare(family, config)`` may load them lazily
+    instead (called once the config is known). ``settings.hparams`` are checked
+    against the family's names and types. A resumed run keeps its config
+    (changing it is refused) and continues with the user's hyper-parameters on top.
+    """
+    from .checkpoint import read_card
+    from .registry import get_family
+    from .settings import check_hparams, make_config
+
+    family = get_family(family_name)
+    if not family.trainable:
+        raise DataError(f"The '{family.name}' family is not trained; it runs as it is.")
+    settings = dataclasses.replace(settings, hparams=check_hparams(family, settings.hparams))
+    if settings.output:
+        resuming_in_place = resume and Path(resume).resolve() == Path(settings.output).resolve()
+        check_output(settings.output, settings.overwrite or bool(resuming_in_place))
+    if resume:
+        card = read_card(resume)
+        if card.get("family") != family.name:
+            raise FamilyMismatchError(f"{Path(resume).name} is a '{card.get('family')}' model, "
+                                      f"not a '{family.name}' model; resume it with that family.")
+        if config_overrides:
+            raise DataError("A resumed run keeps the config it was started with; leave the config values out "
+                            f"({', '.join(config_overrides)}).")
+        config = family.config_from_dict(card.get("config", {}))
+        prepared = prepare(family, config) if prepare else family.prepare_data(data, config)
+        return Trainer.resume(resume, prepared, settings, device=device)
+    config = make_config(family, config_overrides or {})
+    model = Model.new(family.name, config=config, device=device, seed=settings.seed)
+    prepared = prepare(family, config) if prepare else family.prepare_data(data, config)
+    return Trainer(model, prepared, settings)

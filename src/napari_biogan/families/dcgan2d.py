@@ -93,8 +93,13 @@ class Dcgan2dFamily(Family):
         maps = list(config.colormaps) + ["gray"] * config.channels
         return [Channel(names[i], maps[i]) for i in range(config.channels)]
 
-    def prepare_data(self, array, config):
-        return prepare_images(array, config.channels, (config.height, config.width))
+    def prepare_data(self, data, config):
+        from ..core.dataset import TrainingData
+
+        array = data.get("image") if isinstance(data, dict) else data
+        if array is None:
+            raise DataError("Training this family needs images.")
+        return TrainingData({"image": prepare_images(array, config.channels, (config.height, config.width))})
 
     def default_hparams(self) -> dict[str, Any]:
         # Osokin et al. WGAN-GP settings (REFERENCE section 2).
@@ -108,13 +113,10 @@ class Dcgan2dFamily(Family):
         return {"generator": torch.optim.Adam(nets["generator"].parameters(), hparams["lr_g"], betas=betas),
                 "critic": torch.optim.Adam(nets["critic"].parameters(), hparams["lr_d"], betas=betas)}
 
-    def train_step(self, nets, optimizers, next_batch: Callable, hparams, generator):
+    def train_step(self, nets, optimizers, next_batch: Callable, ctx):
         return adversarial_step(nets["generator"], nets["critic"], optimizers["generator"], optimizers["critic"],
-                                next_batch, hparams, generator, self.latent_dim_of(nets))
-
-    @staticmethod
-    def latent_dim_of(nets) -> int:
-        return nets["generator"].project.in_features
+                                lambda: next_batch()["image"], ctx.hparams, ctx.rng,
+                                lambda n: self.sample_latent(ctx.config, n, ctx.rng))
 
     def metrics(self, model, real, n, seed, metric_set=None):
         from ..metrics.frechet import frechet_distance, pixel_features
@@ -122,11 +124,14 @@ class Dcgan2dFamily(Family):
         self.check_metric_set(metric_set)
         n = min(n, len(real))
         fake = model.sample(n, seed=seed, precision="fp32") * 2 - 1
-        return {"fd_pixels": frechet_distance(pixel_features(fake), pixel_features(real[:n].numpy()))}
+        return {"fd_pixels": frechet_distance(pixel_features(fake), pixel_features(real.head(n)["image"].numpy()))}
 
 
-def adversarial_step(gen, critic, opt_g, opt_d, next_batch, hparams, generator, latent_dim) -> dict[str, float]:
-    """One generator update after ``n_critic`` critic updates (fresh real batch each)."""
+def adversarial_step(gen, critic, opt_g, opt_d, next_batch, hparams, generator, noise) -> dict[str, float]:
+    """One generator update after ``n_critic`` critic updates (fresh real batch each).
+
+    ``next_batch()`` gives real images; ``noise(n)`` draws n latents (from the loop's RNG).
+    """
     import torch
 
     from ..nn import losses
@@ -135,7 +140,7 @@ def adversarial_step(gen, critic, opt_g, opt_d, next_batch, hparams, generator, 
     n_critic = int(hparams.get("n_critic", 1))
     for _ in range(n_critic):
         real = next_batch()
-        z = torch.randn(len(real), latent_dim, generator=generator).to(real.device)
+        z = noise(len(real)).to(real.device)
         with torch.no_grad():
             fake = gen(z)
         loss_d = losses.critic_loss(kind, critic(real), critic(fake))
@@ -144,7 +149,7 @@ def adversarial_step(gen, critic, opt_g, opt_d, next_batch, hparams, generator, 
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-    z = torch.randn(len(real), latent_dim, generator=generator).to(real.device)
+    z = noise(len(real)).to(real.device)
     loss_g = losses.generator_loss(kind, critic(gen(z)))
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()

@@ -52,6 +52,7 @@ class SavganConfig:
     image_critic_weight: float = 50.0  # weight of D_I in the generator loss
     variant: str = "savgan"  # a label: "savgan" or "3dgan"
     preset: str = "custom"
+    metric_set: str = ""  # "cells" or "digits" (Moving MNIST); "" lets the family decide
 
     def __post_init__(self):
         if self.attention not in ATTENTION_MODES:
@@ -93,9 +94,7 @@ class SavganFamily(VideoFamily):
     def build(self, config):
         from .savgan_nets import build_savgan
 
-        nets = build_savgan(config)
-        nets.image_critic_weight = float(config.image_critic_weight)  # read by train_step
-        return nets
+        return build_savgan(config)
 
     def default_hparams(self) -> dict[str, Any]:
         # REFERENCE section 1: Adam (0, 0.9), TTUR 1e-4 / 4e-4, 5 critic steps, GP 10, batch 8.
@@ -111,10 +110,11 @@ class SavganFamily(VideoFamily):
         return {"generator": torch.optim.Adam(nets["generator"].parameters(), hparams["lr_g"], betas=betas),
                 "critic": torch.optim.Adam(critics, hparams["lr_d"], betas=betas)}
 
-    def train_step(self, nets, optimizers, next_batch: Callable, hparams, generator):
-        weight = hparams.get("image_critic_weight")
-        weight = getattr(nets, "image_critic_weight", 50.0) if weight is None else float(weight)
-        return savgan_step(nets, optimizers, next_batch, hparams, generator, weight)
+    def train_step(self, nets, optimizers, next_batch: Callable, ctx):
+        weight = ctx.hparams.get("image_critic_weight")  # None: the config's weight
+        weight = float(ctx.config.image_critic_weight if weight is None else weight)
+        return savgan_step(nets, optimizers, lambda: next_batch()["image"], ctx.hparams, ctx.rng, weight,
+                           lambda n: self.sample_latent(ctx.config, n, ctx.rng))
 
 
 def random_frames(videos, generator):
@@ -125,9 +125,12 @@ def random_frames(videos, generator):
     return videos[torch.arange(len(videos), device=videos.device), :, index]
 
 
-def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, image_critic_weight: float
-                ) -> dict[str, float]:
-    """``n_critic`` updates of D_V and D_I (loss + GP in one step each), then one G_V update."""
+def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, image_critic_weight: float,
+                sample_noise: Callable) -> dict[str, float]:
+    """``n_critic`` updates of D_V and D_I (loss + GP in one step each), then one G_V update.
+
+    ``next_batch()`` gives real videos; ``sample_noise(n)`` draws n latents from ``generator``.
+    """
     import torch
 
     from ..nn.losses import gradient_penalty
@@ -137,7 +140,7 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
     gp_weight = float(hparams["gp_weight"])
 
     def noise(n, device):
-        return torch.randn(n, gen.latent_dim, generator=generator).to(device)
+        return sample_noise(n).to(device)
 
     for critic in critics:
         critic.requires_grad_(True)

@@ -42,6 +42,7 @@ class Tganv2Config:
     widths: tuple[int, ...] = (128, 64, 32, 16)  # [0]: ConvLSTM at the start map; then one up-block (level) each
     critic_widths: tuple[int, ...] = (32, 64, 128)  # per critic block, coarse-to-fine levels share them
     preset: str = "custom"
+    metric_set: str = ""  # "cells" or "digits" (Moving MNIST); "" lets the family decide
 
     def __post_init__(self):
         self.widths, self.critic_widths = tuple(self.widths), tuple(self.critic_widths)
@@ -171,8 +172,9 @@ class Tganv2Family(VideoFamily):
         return {"generator": torch.optim.Adam(nets["generator"].parameters(), hparams["lr_g"], betas=betas),
                 "critic": torch.optim.Adam(nets["critics"].parameters(), hparams["lr_d"], betas=betas)}
 
-    def train_step(self, nets, optimizers, next_batch: Callable, hparams, generator):
-        return tganv2_step(nets, optimizers, next_batch, hparams, generator)
+    def train_step(self, nets, optimizers, next_batch: Callable, ctx):
+        return tganv2_step(nets, optimizers, lambda: next_batch()["image"], ctx.hparams, ctx.rng,
+                           lambda n: self.sample_latent(ctx.config, n, ctx.rng))
 
 
 def real_levels(real, offsets: list[int], sizes: list[tuple[int, int]]):
@@ -188,8 +190,12 @@ def real_levels(real, offsets: list[int], sizes: list[tuple[int, int]]):
     return views
 
 
-def tganv2_step(nets, optimizers, next_batch: Callable, hparams, generator) -> dict[str, float]:
-    """``n_critic`` updates of all level critics (WGAN-GP), then one sparse generator update."""
+def tganv2_step(nets, optimizers, next_batch: Callable, hparams, generator, sample_noise: Callable
+                ) -> dict[str, float]:
+    """``n_critic`` updates of all level critics (WGAN-GP), then one sparse generator update.
+
+    ``sample_noise(n)`` draws n latents (the family's uniform latent) from ``generator``.
+    """
     import torch
 
     from ..nn.losses import gradient_penalty
@@ -198,7 +204,7 @@ def tganv2_step(nets, optimizers, next_batch: Callable, hparams, generator) -> d
     gp_weight, levels = float(hparams["gp_weight"]), len(critics)
 
     def noise(n, device):
-        return (torch.rand(n, gen.latent_dim, generator=generator) * 2 - 1).to(device)
+        return sample_noise(n).to(device)
 
     def offsets():
         return [0] + torch.randint(2, (levels - 1,), generator=generator).tolist()

@@ -25,11 +25,30 @@ class VideoFamily(Family):
     def channels(self, config):
         return [Channel("video" if config.channels == 1 else f"channel {i}") for i in range(config.channels)]
 
-    def prepare_data(self, array, config):
-        return prepare_videos(array, config.channels, (config.frames, config.height, config.width))
+    def prepare_data(self, data, config):
+        from ..core.dataset import TrainingData
+
+        array = data.get("image") if isinstance(data, dict) else data
+        if array is None:
+            raise DataError("Training this family needs videos.")
+        return TrainingData({"image": prepare_videos(array, config.channels,
+                                                     (config.frames, config.height, config.width))})
+
+    def default_metric_set(self, config, card) -> str:
+        """"digits" for models of Moving MNIST, else "cells".
+
+        The config's ``metric_set`` says it; model files written before that field
+        existed (every version-1 video model) are told apart by their training data.
+        """
+        chosen = getattr(config, "metric_set", "")
+        if chosen:
+            return self.check_metric_set(chosen)
+        training = card.get("training") if isinstance(card.get("training"), dict) else {}
+        trained_on = f"{card.get('data', '')} {training.get('data', '')}".lower()
+        return "digits" if "mnist" in trained_on else "cells"
 
     def metrics(self, model, real, n, seed, metric_set=None) -> dict[str, Any]:
-        return video_metrics(model, real, n, seed, self.check_metric_set(metric_set))
+        return video_metrics(model, real.head(n)["image"], n, seed, self.check_metric_set(metric_set))
 
 
 def prepare_videos(array, channels: int, size: tuple[int, int, int]):

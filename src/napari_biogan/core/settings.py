@@ -1,0 +1,153 @@
+"""The one ``key=value`` parser, and the checks that turn user text into a family's config and hyper-parameters.
+
+The CLI (``--set``, ``--hparam``, ``--control``) and the widgets' text fields
+both come here, so "false" means False everywhere and a misspelt name gets the
+same sentence listing the names that exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from typing import Any, Iterable
+
+from .errors import DataError
+
+_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False,
+          "none": None, "null": None}
+
+
+def parse_value(text: str) -> Any:
+    """'3' -> 3, '2e-4' -> 0.0002, 'false' -> False, 'none' -> None, '0/0.9' or '0,0.9' -> (0, 0.9), else the text."""
+    text = text.strip()
+    for sep in ("/", ","):
+        if sep in text:
+            return tuple(parse_value(part) for part in text.split(sep) if part.strip())
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_assignments(items: Iterable[str] | str, what: str = "value") -> dict[str, Any]:
+    """``["a=1", "b=x"]`` or the text ``"a=1; b=x"`` -> ``{"a": 1, "b": "x"}``.
+
+    In a single text, items are separated by ';' or by ',' before a new ``key=``
+    (so ``betas=0,0.9, lr_g=1e-4`` keeps the tuple together).
+    """
+    if isinstance(items, str):
+        items = _split_text(items)
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or not raw.strip():
+            raise DataError(f"A {what} is written key=value, not '{item.strip()}'.")
+        values[key.strip()] = parse_value(raw)
+    return values
+
+
+def _split_text(text: str) -> list[str]:
+    parts: list[str] = []
+    for chunk in text.replace(";", "\n").splitlines():
+        for piece in chunk.split(","):
+            if "=" in piece or not parts:
+                parts.append(piece)
+            else:
+                parts[-1] += "," + piece  # a tuple element, not a new item
+    return [p.strip() for p in parts if p.strip()]
+
+
+# -- config ------------------------------------------------------------------------------------------------
+
+def make_config(family, overrides: dict[str, Any]):
+    """The family's default config with ``overrides``; unknown names and wrong types in one sentence."""
+    fields = {f.name: f for f in dataclasses.fields(family.config_cls)}
+    extra = {"preset"} if "preset" in inspect.signature(family.default_config).parameters else set()
+    unknown = sorted(set(overrides) - set(fields) - extra)
+    if unknown:
+        raise DataError(f"The '{family.name}' family has no config value {', '.join(map(repr, unknown))}; "
+                        f"it has: {', '.join(sorted(fields))}.")
+    hints = typing.get_type_hints(family.config_cls)
+    checked = {k: _coerce(k, v, hints.get(k)) if k in fields else v for k, v in overrides.items()}
+    try:
+        return family.default_config(**checked)
+    except DataError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise DataError(f"Invalid config for the '{family.name}' family: {err}.") from None
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise DataError(f"'{name}' is true or false, not {value!r}.")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DataError(f"'{name}' takes a whole number, not {value!r}.")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DataError(f"'{name}' takes a number, not {value!r}.")
+        return float(value)
+    if hint is str:
+        return str(value)
+    if origin is tuple:
+        value = value if isinstance(value, tuple) else (value,)
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis} or {None}
+        return tuple(_coerce(name, v, item) for v in value) if item in (int, float, str) else value
+    return value
+
+
+# -- hyper-parameters --------------------------------------------------------------------------------------
+
+def check_hparams(family, values: dict[str, Any]) -> dict[str, Any]:
+    """Training hyper-parameters checked against the family's defaults (names and types)."""
+    defaults = family.default_hparams()
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise DataError(f"The '{family.name}' family has no hyper-parameter {', '.join(map(repr, unknown))}; "
+                        f"it has: {', '.join(sorted(defaults))}.")
+    checked = {}
+    for key, value in values.items():
+        default = defaults[key]
+        if default is None:  # "use the config's value": a number or none
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise DataError(f"'{key}' takes a number (or none), not {value!r}.")
+            checked[key] = value
+        elif isinstance(default, bool):
+            checked[key] = _coerce(key, value, bool)
+        elif isinstance(default, int):
+            checked[key] = _coerce(key, value, int)
+        elif isinstance(default, float):
+            checked[key] = _coerce(key, value, float)
+        elif isinstance(default, (tuple, list)):
+            value = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+                raise DataError(f"'{key}' takes numbers separated by '/', not {value!r}.")
+            checked[key] = tuple(value)
+        else:
+            checked[key] = str(value)
+    for key in ("batch_size", "n_critic"):
+        if key in checked and checked[key] < 1:
+            raise DataError(f"'{key}' must be at least 1, not {checked[key]}.")
+    for key in ("lr_g", "lr_d"):
+        if key in checked and not checked[key] > 0:
+            raise DataError(f"'{key}' must be a positive number, not {checked[key]}.")
+    return checked
+
+
+def describe_hparams(family) -> str:
+    """One line: the family's hyper-parameters with their defaults (``train --help``, tooltips)."""
+    def show(value):
+        if isinstance(value, (tuple, list)):
+            return "/".join(str(v) for v in value) or "(none)"
+        return "none" if value is None else str(value)
+
+    return ", ".join(f"{k}={show(v)}" for k, v in family.default_hparams().items())
