@@ -51,6 +51,42 @@ def sample_layers(images: np.ndarray, channels: Sequence[Any], axes: str, name: 
     return layers
 
 
+def output_layers(outputs: dict[str, np.ndarray], specs: Sequence[Any], lead: str, sample_axes: Sequence[str],
+                  name: str, provenance: dict[str, Any]) -> list[LayerData]:
+    """Layer tuples for a model's converted outputs (``Model.run``), by output kind.
+
+    ``lead`` names the axes before the sample axes ("N" for N samples, "T" for a
+    path, "" for one sample). Image outputs give one Image layer per channel;
+    signed maps an Image layer with a diverging colormap and symmetric contrast
+    (an overlay, never clamped); labels a Labels layer.
+    """
+    from .core.contract import LABELS, SIGNED
+
+    by_name = {spec.name: spec for spec in specs}
+    several = len([k for k in outputs if k in by_name]) > 1
+    layers: list[LayerData] = []
+    for key, data in outputs.items():
+        spec = by_name.get(key)
+        if spec is None:
+            continue
+        label = f"{name} {key}" if several else name
+        meta = {**provenance, "output": key, "output_kind": spec.kind}
+        if spec.kind == LABELS:
+            axes = lead + "".join(sample_axes)
+            labels_meta = {**meta, "axes": axes, "classes": list(spec.classes)}
+            layers.append((np.asarray(data), {"name": label, "axis_labels": tuple(axes),
+                                              "metadata": {PROVENANCE_KEY: labels_meta}}, "labels"))
+            continue
+        axes = lead + "C" + "".join(sample_axes)
+        made = sample_layers(np.asarray(data), spec.channels, axes, label, meta)
+        if spec.kind == SIGNED:
+            limit = float(np.abs(data).max()) or 1.0
+            for _, kwargs, _ in made:
+                kwargs.update(contrast_limits=(-limit, limit), blending="translucent", opacity=0.7)
+        layers.extend(made)
+    return layers
+
+
 # -- layers -> one array with named axes ------------------------------------------------------------
 
 def layer_axes(data: np.ndarray, meta: dict[str, Any]) -> str:

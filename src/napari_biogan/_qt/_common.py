@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from napari.layers import Image
+from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
@@ -155,13 +155,17 @@ class PathRow(QWidget):
         self.edit.setText(str(path))
 
 
-class ImageLayerPicker(QComboBox):
-    """A combo box of the viewer's image layers, kept up to date."""
+class LayerPicker(QComboBox):
+    """A combo box of the viewer's layers of one type (Image by default, or Labels), kept up to date."""
 
-    def __init__(self, viewer, parent=None):
+    layer_type: type = Image
+
+    def __init__(self, viewer, parent=None, layer_type: type | None = None):
         super().__init__(parent)
         compact(self)
         self.viewer = viewer
+        if layer_type is not None:
+            self.layer_type = layer_type
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.reordered):
             event.connect(self.refresh)
@@ -171,7 +175,7 @@ class ImageLayerPicker(QComboBox):
 
     def refresh(self, *_) -> None:
         current = self.currentText()
-        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, self.layer_type)]
         self.blockSignals(True)
         self.clear()
         self.addItems(names)
@@ -184,6 +188,46 @@ class ImageLayerPicker(QComboBox):
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
 
+class ImageLayerPicker(LayerPicker):
+    """A combo box of the viewer's image layers."""
+
+    layer_type = Image
+
+
+class LabelsLayerPicker(LayerPicker):
+    """A combo box of the viewer's Labels layers."""
+
+    layer_type = Labels
+
+
+class ProgressTask:
+    """The one progress bar helper of the widgets: napari's activity-dock bar, safe to update or
+    close at any time (closing twice, or updating after close, does nothing)."""
+
+    def __init__(self, total: int | None, description: str):
+        from napari.utils import progress
+
+        self._bar = progress(total=total or 0, desc=description)
+        self.description = description
+
+    def update(self, done: int, description: str | None = None) -> None:
+        bar = self._bar  # a local: a finished-slot may close (and clear) it while this runs
+        if bar is None:
+            return
+        bar.update(max(0, done - bar.n))
+        if description is not None:
+            bar.set_description(description)
+
+    def close(self) -> None:
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            bar.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._bar is None
+
+
 def _disconnect_layers(events, slot) -> None:
     for event in (events.inserted, events.removed, events.reordered):
         try:
@@ -193,18 +237,19 @@ def _disconnect_layers(events, slot) -> None:
 
 
 def add_layers(viewer, layer_data: Sequence[tuple], replace: bool = False, in_place: bool = False) -> list:
-    """Add (data, kwargs, "image") tuples to ``viewer``.
+    """Add (data, kwargs, "image" | "labels") tuples to ``viewer``.
 
     ``replace``: a layer of the same name gets the new data instead of a new layer being added.
     ``in_place``: and when shape and dtype match, its array is overwritten in place and the
     layer refreshed, which skips napari's dims update (live sliders: ~1 ms instead of ~3).
     """
     layers = []
-    for data, kwargs, _kind in layer_data:
+    for data, kwargs, kind in layer_data:
         name = kwargs.get("name")
+        layer_class = Labels if kind == "labels" else Image
         if replace and name in viewer.layers:
             layer = viewer.layers[name]
-            if isinstance(layer, Image) and layer.data.shape == data.shape:
+            if type(layer) is layer_class and layer.data.shape == data.shape:
                 layer.metadata = kwargs.get("metadata", {})
                 if in_place and isinstance(layer.data, np.ndarray) and layer.data.dtype == data.dtype \
                         and layer.data.flags.writeable:
@@ -215,5 +260,5 @@ def add_layers(viewer, layer_data: Sequence[tuple], replace: bool = False, in_pl
                 layers.append(layer)
                 continue
             viewer.layers.remove(layer)
-        layers.append(viewer.add_image(data, **kwargs))
+        layers.append(viewer.add_labels(data, **kwargs) if kind == "labels" else viewer.add_image(data, **kwargs))
     return layers

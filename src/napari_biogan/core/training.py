@@ -270,22 +270,27 @@ def check_output(path: str | Path, overwrite: bool) -> None:
         raise WriteError(f"Cannot write to {folder}: {err.strerror or err}.") from None
 
 
-def setup_training(family_name: str, data: Any, settings: TrainSettings, *, config_overrides: dict | None = None,
-                   resume: str | None = None, device: str = "auto",
-                   prepare: Any = None) -> Trainer:
+def setup_training(family_name: str, sources: Any, settings: TrainSettings, *,
+                   config_overrides: dict | None = None, resume: str | None = None,
+                   device: str = "auto") -> Trainer:
     """The one way to start or resume a run (CLI and Train widget).
 
-    ``data``: raw training inputs by name (or one array for the image input),
-    prepared by the family; ``prepare(family, config)`` may load them lazily
-    instead (called once the config is known). ``settings.hparams`` are checked
-    against the family's names and types. A resumed run keeps its config
-    (changing it is refused) and continues with the user's hyper-parameters on top.
+    ``sources``: the training inputs by name, each an array (a layer's data) or a
+    path (see :mod:`napari_biogan.data.inputs`); one array or path alone is the
+    image input. The output is checked before anything is loaded or trained;
+    ``settings.hparams`` are checked against the family's names and types. A
+    resumed run keeps its config (changing it is refused) and continues with the
+    user's hyper-parameters on top of the saved ones.
     """
+    from ..data.inputs import load_training_inputs
+
     from .checkpoint import read_card
     from .registry import get_family
     from .settings import check_hparams, make_config
 
     family = get_family(family_name)
+    if not isinstance(sources, dict):
+        sources = {"image": sources}
     if not family.trainable:
         raise DataError(f"The '{family.name}' family is not trained; it runs as it is.")
     settings = dataclasses.replace(settings, hparams=check_hparams(family, settings.hparams))
@@ -301,9 +306,9 @@ def setup_training(family_name: str, data: Any, settings: TrainSettings, *, conf
             raise DataError("A resumed run keeps the config it was started with; leave the config values out "
                             f"({', '.join(config_overrides)}).")
         config = family.config_from_dict(card.get("config", {}))
-        prepared = prepare(family, config) if prepare else family.prepare_data(data, config)
+        prepared = family.prepare_data(load_training_inputs(family, config, sources), config)
         return Trainer.resume(resume, prepared, settings, device=device)
     config = make_config(family, config_overrides or {})
+    prepared = family.prepare_data(load_training_inputs(family, config, sources), config)
     model = Model.new(family.name, config=config, device=device, seed=settings.seed)
-    prepared = prepare(family, config) if prepare else family.prepare_data(data, config)
     return Trainer(model, prepared, settings)
