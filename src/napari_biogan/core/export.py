@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .errors import DataError, OutputExistsError, WriteError
+from .atomic import exists_message, write_atomically
+from .errors import DataError, OutputExistsError
 
 PROVENANCE_KEY = "napari_biogan"
 DTYPES = ("float32", "uint16")
@@ -35,17 +36,38 @@ def to_hyperstack(data: np.ndarray, axes: str) -> np.ndarray:
     return np.transpose(data, order)
 
 
+def from_hyperstack(stack: np.ndarray, axes_in: str, name: str = "The TIFF") -> np.ndarray:
+    """Undo :func:`to_hyperstack`: a (T, Z, C, Y, X[, S=1]) stack back to the axes it was written with."""
+    axes_in = axes_in.upper()
+    if stack.ndim == 6 and stack.shape[-1] == 1:  # tifffile's samples-per-pixel axis
+        stack = stack[..., 0]
+    mapping = {"N": "T" if "T" not in axes_in else "Z"}
+    named = "".join(mapping.get(a, a) for a in axes_in)
+    if (stack.ndim != 5 or not axes_in.endswith("YX") or len(set(named)) != len(named)
+            or any(a not in "TZCYX" for a in named)):
+        raise DataError(f"{name} records axes '{axes_in}' that do not fit its shape {stack.shape}.")
+    keep = ["TZCYX".index(a) for a in named]
+    dropped = tuple(i for i in range(5) if i not in keep)
+    if any(stack.shape[i] != 1 for i in dropped):
+        raise DataError(f"{name} has shape {stack.shape}, which does not match its recorded axes '{axes_in}'.")
+    data = np.squeeze(stack, axis=dropped)
+    left = sorted(keep)  # the axes left after squeezing, in TZCYX order
+    return np.transpose(data, [left.index(i) for i in keep])
+
+
 def write_tiff(path: str | os.PathLike, data: np.ndarray, axes: str, provenance: dict[str, Any],
                dtype: str = "float32", overwrite: bool = False) -> Path:
     """Write ``data`` (values in [0, 1]) as an ImageJ hyperstack with provenance.
 
     dtype "uint16" scales [0, 1] to 0..65535; the scale is written in the provenance.
+    The file appears whole or not at all, and never replaces an existing file unless
+    ``overwrite`` (see :mod:`.atomic`).
     """
     import tifffile
 
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; choose another name or allow overwriting.")
+    if not overwrite and os.path.lexists(path):  # before converting: refuse without doing the work
+        raise OutputExistsError(exists_message(path))
     if dtype not in DTYPES:
         raise DataError(f"Unknown export type '{dtype}'; choose one of {', '.join(DTYPES)}.")
     stack = to_hyperstack(np.asarray(data, dtype=np.float32), axes)
@@ -54,18 +76,26 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, axes: str, provenance:
     info = {**provenance, "package_version": __version__, "axes_in": axes.upper(), "dtype": dtype}
     if dtype == "uint16":
         info["scale"] = "value / 65535 = generator output in [0, 1]"
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(tmp, stack, imagej=True, metadata={"axes": "TZCYX", "Info": json.dumps(info),
-                                                            PROVENANCE_KEY: json.dumps(info)})
-        os.replace(tmp, path)
-    except OSError as err:
-        raise WriteError(f"Cannot write {path}: {err.strerror or err}.") from err
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    metadata = {"axes": "TZCYX", "Info": json.dumps(info), PROVENANCE_KEY: json.dumps(info)}
+
+    def write(handle) -> None:
+        tifffile.imwrite(handle, stack, imagej=True, metadata=metadata)
+
+    return write_atomically(path, write, overwrite=overwrite)
+
+
+def provenance_of(tif) -> dict[str, Any]:
+    """The provenance in an open ``tifffile.TiffFile`` ({} if it has none)."""
+    meta = tif.imagej_metadata or {}
+    for key in (PROVENANCE_KEY, "Info"):
+        if key in meta:
+            try:
+                found = json.loads(meta[key])
+            except (TypeError, json.JSONDecodeError):
+                continue
+            if isinstance(found, dict):
+                return found
+    return {}
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
@@ -74,13 +104,31 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
 
     try:
         with tifffile.TiffFile(path) as tif:
-            meta = tif.imagej_metadata or {}
+            return provenance_of(tif)
     except (OSError, ValueError, tifffile.TiffFileError) as err:
         raise DataError(f"Cannot read {Path(path).name} as a TIFF file.") from err
-    for key in (PROVENANCE_KEY, "Info"):
-        if key in meta:
-            try:
-                return json.loads(meta[key])
-            except (TypeError, json.JSONDecodeError):
-                continue
-    return {}
+
+
+def read_tiff_axes(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """A TIFF written by :func:`write_tiff` as (array, axes) in the axes it was written with.
+
+    E.g. clips written with axes "NTYX" come back (N, T, Y, X), not as ImageJ's (T=frames,
+    Z=clips). Values are as stored (uint16 exports stay 0..65535). DataError for a TIFF
+    without our provenance: its axes are unknown. (data.tiff_io reads any TIFF, with
+    memory and damage checks, and uses :func:`from_hyperstack` for ours.)
+    """
+    import tifffile
+
+    name = Path(path).name
+    try:
+        with tifffile.TiffFile(path) as tif:
+            axes_in = str(provenance_of(tif).get("axes_in", "")).upper()
+            if not axes_in:
+                raise DataError(f"{name} was not written by napari-biogan, so its axes are not recorded.")
+            series = tif.series[0]
+            stack = series.asarray().reshape(series.get_shape(False))
+    except DataError:
+        raise
+    except Exception as err:  # tifffile, zlib and OS errors all mean: this file cannot be read
+        raise DataError(f"Cannot read {name} as a TIFF file.") from err
+    return from_hyperstack(stack, axes_in, name), axes_in

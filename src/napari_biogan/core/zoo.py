@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import checkpoint
-from .errors import ModelFileError
+from .errors import BioGanError, ModelFileError
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 #: the model `generate` and the plugin use when none is named
@@ -32,7 +34,11 @@ class ModelInfo:
 
 
 def list_models(include_user: bool = True) -> list[ModelInfo]:
-    """Shipped models first, then the user's folder; files that are not models are skipped."""
+    """Shipped models first, then the user's folder.
+
+    A file that cannot be listed (not a model, damaged, or a card with fields of the wrong
+    type) is skipped with a warning naming it: one bad file must not hide the others.
+    """
     folders = [(ZOO_DIR, True)] + ([(user_model_dir(), False)] if include_user else [])
     found = []
     for folder, shipped in folders:
@@ -40,15 +46,31 @@ def list_models(include_user: bool = True) -> list[ModelInfo]:
             continue
         for path in sorted(folder.glob("*.safetensors")):
             try:
-                card = checkpoint.read_card(path)
-            except ModelFileError:
+                info = _model_info(path, shipped)
+            except Exception as err:  # anything at all: the listing goes on without this file
+                reason = str(err) if isinstance(err, BioGanError) else f"{type(err).__name__}: {err}."
+                warnings.warn(f"Skipped {path} in the model list: {reason}", stacklevel=2)
                 continue
-            if "family" not in card:  # e.g. the digit classifier: shipped, but not a generator
-                continue
-            found.append(ModelInfo(name=path.stem, family=card.get("family", "?"), path=path,
-                                   data=card.get("training", {}).get("data", ""),
-                                   description=card.get("description", ""), shipped=shipped))
+            if info is not None:
+                found.append(info)
     return found
+
+
+def _model_info(path: Path, shipped: bool) -> ModelInfo | None:
+    """The listing of one model file; None for a valid file that is not a generator."""
+    card = checkpoint.read_card(path)
+    if "family" not in card:  # e.g. the digit classifier: shipped, but not a generator
+        return None
+    training = card.get("training")
+    training = {} if training is None else training
+    if not isinstance(training, dict):
+        raise ModelFileError("its card's training entry is not a set of named values.")
+    family, description, data = card["family"], card.get("description", ""), training.get("data", "")
+    for field, value in (("family", family), ("description", description), ("training data", data)):
+        if not isinstance(value, str) or (field == "family" and not value):
+            raise ModelFileError(f"its card has an invalid {field} ({json.dumps(value)[:40]}).")
+    return ModelInfo(name=path.stem, family=family, path=path, data=data, description=description,
+                     shipped=shipped)
 
 
 def demo_model() -> Path:

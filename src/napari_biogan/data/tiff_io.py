@@ -7,9 +7,12 @@
 - a folder of single-frame TIFFs (``t000.tif``, ``t001.tif``, ..., as the Cell
   Tracking Challenge names them) stacked in natural name order (t2 before t10).
 
+TIFFs written by napari-biogan (``core.export.write_tiff``) come back in the axes they
+were written with (e.g. clips "NTYX"), not in ImageJ's TZCYX order, which has no N.
+
 Everything a user can get wrong (no such path, empty folder, no TIFFs, truncated
-or damaged file, frames of different shapes, non-numeric pixels) is a
-:class:`DataError` with one plain sentence.
+or damaged file, frames of different shapes, non-numeric pixels, a file that would
+not fit in memory once decoded) is a :class:`DataError` with one plain sentence.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import DataError
+from ..core.export import from_hyperstack, provenance_of
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: axes letters tifffile uses for channels / samples
 CHANNEL_AXES = "CS"
 _DAMAGE_WORDS = ("invalid", "corrupt", "truncat", "failed")
+#: environment variable that sets the most bytes a loader may decode (tests, shared machines)
+MAX_BYTES_ENV = "NAPARI_BIOGAN_MAX_BYTES"
 
 
 def natural_key(name: str) -> list:
@@ -47,11 +53,21 @@ def list_tiffs(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, str]:
-    """One TIFF file as (array, axes), axes as tifffile names them (e.g. "TZCYX", "YX", "YXS")."""
+def read_tiff(path: str | os.PathLike, max_bytes: int | None = None) -> tuple[np.ndarray, str]:
+    """One TIFF file as (array, axes).
+
+    Axes as tifffile names them (e.g. "TZCYX", "YX", "YXS"), or, for a TIFF napari-biogan
+    wrote, the axes it was written with (e.g. "NTYX"). A file that would decode to more
+    than ``max_bytes`` (default :func:`max_decoded_bytes`) is refused before decoding.
+    """
+    data, axes, _ = _read(Path(path), max_bytes)
+    return data, axes
+
+
+def _read(path: Path, max_bytes: int | None) -> tuple[np.ndarray, str, bool]:
+    """:func:`read_tiff` and whether the file carries napari-biogan's recorded axes."""
     import tifffile
 
-    path = Path(path)
     if not path.is_file():
         raise DataError(f"No TIFF file at {path}.")
     size = path.stat().st_size
@@ -62,6 +78,11 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, str]:
             shape, axes = tuple(series.shape), series.axes
             pages = [p for p in series.pages if p is not None]
             _check_extent(path, pages, size)
+            # from the headers alone: a few MB of zlib can declare many GB of zeros
+            _check_memory(path.name, int(np.prod(shape, dtype=np.float64)) * np.dtype(series.dtype).itemsize,
+                          max_bytes)
+            written_axes = str(provenance_of(tif).get("axes_in", "")).upper()
+            full_shape = tuple(series.get_shape(False))
             try:
                 data = series.asarray()
             except (KeyError, ValueError) as err:
@@ -74,20 +95,63 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, str]:
         raise DataError(f"{path.name} is not a readable TIFF (it may be truncated or damaged).") from err
     if warnings.damaged:
         raise DataError(f"{path.name} looks truncated or damaged: {warnings.damaged[0]}.")
-    return _numeric(data, path.name), axes
+    if written_axes:  # ours: ImageJ's T/Z back to N/T as written (see core.export.to_hyperstack)
+        data, axes = from_hyperstack(data.reshape(full_shape), written_axes, path.name), written_axes
+    return _numeric(data, path.name), axes, bool(written_axes)
+
+
+def max_decoded_bytes() -> int:
+    """The most bytes one load may decode: $NAPARI_BIOGAN_MAX_BYTES, else half the available memory.
+
+    Half, because a loaded stack is usually converted (to float, to a tensor) at least once.
+    """
+    value = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if value:
+        try:
+            return int(float(value))
+        except ValueError:
+            raise DataError(f"{MAX_BYTES_ENV} must be a number of bytes, not '{value}'.") from None
+    available = _available_memory()
+    return available // 2 if available else 1 << 62  # unknown: no limit rather than a wrong one
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation, where the system says."""
+    try:  # Linux: MemAvailable counts reclaimable page cache, which MemFree (SC_AVPHYS_PAGES) does not
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:
+        return None
 
 
 def load_image_stack(path: str | os.PathLike) -> np.ndarray:
-    """A TIFF file in its own axes, or a folder of TIFF frames stacked on a new first axis (name order)."""
+    """A TIFF file in its own axes, or a folder of TIFF frames stacked on a new first axis (name order).
+
+    A TIFF napari-biogan wrote comes back in its written axes (clips: (N, T, Y, X)), with a
+    single channel axis dropped; one with several channels is refused (training uses one).
+    """
     path = Path(path)
     if path.is_dir():
         files = list_tiffs(path)
-        return _stack([read_tiff(file)[0] for file in files], files)
+        return _stack([_single_channel(*read) for read in _read_all(files)], files)
     if not path.exists():
         raise DataError(f"No file or folder at {path}.")
     if path.suffix.lower() not in TIFF_SUFFIXES:
         raise DataError(f"{path.name} is not a TIFF file (.tif or .tiff).")
-    return read_tiff(path)[0]
+    data, axes, ours = _read(path, None)
+    return _single_channel(data, axes, path.name, ours)
 
 
 def load_training_images(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -101,7 +165,7 @@ def load_training_images(path: str | os.PathLike, size: tuple[int, int] | None =
     path = Path(path)
     if path.is_dir():
         files = list_tiffs(path)
-        parts = [_as_planes(*read_tiff(file), file.name, size) for file in files]
+        parts = [_as_planes(data, axes, name, size) for data, axes, name, _ in _read_all(files)]
         _same_plane_shape(parts, files)
         images = np.concatenate(parts)
     else:
@@ -114,6 +178,39 @@ def load_training_images(path: str | os.PathLike, size: tuple[int, int] | None =
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+def _check_memory(name: str, nbytes: int, max_bytes: int | None = None) -> None:
+    """Refuse, before decoding, a file whose pixels would not fit in the memory that can be spared."""
+    limit = max_decoded_bytes() if max_bytes is None else max_bytes
+    if nbytes > limit:
+        raise DataError(f"{name} would take {nbytes / 1e9:.3g} GB of memory once decoded, more than the "
+                        f"{limit / 1e9:.3g} GB that can be spared; crop it or split it into smaller files.")
+
+
+def _read_all(files: list[Path]) -> list[tuple[np.ndarray, str, str, bool]]:
+    """(data, axes, name, ours) of each file; the memory limit holds for all of them together."""
+    limit, used, out = max_decoded_bytes(), 0, []
+    for file in files:
+        data, axes, ours = _read(file, max_bytes=limit - used)
+        used += data.nbytes
+        out.append((data, axes, file.name, ours))
+    return out
+
+
+def _single_channel(data: np.ndarray, axes: str, name: str, ours: bool) -> np.ndarray:
+    """Our TIFFs come back without a channel axis of 1; several channels are refused.
+
+    A stack here is (T, Y, X) or (N, T, Y, X) for video training and clip cropping, which
+    have no place for channels. Other TIFFs stay as tifffile reads them (it drops axes of 1).
+    """
+    if not ours or "C" not in axes:
+        return data
+    channels = data.shape[axes.index("C")]
+    if channels > 1:
+        raise DataError(f"{name} has {channels} channels; only single-channel stacks can be used here, "
+                        "so save one channel per file.")
+    return np.squeeze(data, axis=axes.index("C"))
+
 
 class _TiffWarnings(logging.Handler):
     """Collects tifffile's logged warnings: it logs, rather than raises, for a cut-off page chain."""
