@@ -321,13 +321,9 @@ def _is_sequence(value: Any) -> bool:
     return isinstance(value, (list, tuple, np.ndarray)) or (hasattr(value, "ndim") and getattr(value, "ndim") > 0)
 
 
-def _read(path) -> tuple[dict, dict, str | None]:
-    """Tensors, card and the sha256 of exactly the bytes read (when the checkpoint module can give it)."""
-    reader = getattr(checkpoint, "read_model_file", None)
-    if reader is not None:
-        return reader(path)
-    tensors, card = checkpoint.load_tensors(path)
-    return tensors, card, None
+def _read(path) -> tuple[dict, dict, str]:
+    """Tensors, card and the sha256 of exactly the bytes read (a file replaced meanwhile cannot mix in)."""
+    return checkpoint.read_model_file(path)
 
 
 def _check_weights(family: Family, config, weights: dict[str, Any], name: str) -> None:

@@ -99,7 +99,8 @@ class Dcgan2dFamily(Family):
         array = data.get("image") if isinstance(data, dict) else data
         if array is None:
             raise DataError("Training this family needs images.")
-        return TrainingData({"image": prepare_images(array, config.channels, (config.height, config.width))})
+        image = prepare_images(array, config.channels, (config.height, config.width))
+        return TrainingData({"image": image}, description="images")
 
     def default_hparams(self) -> dict[str, Any]:
         # Osokin et al. WGAN-GP settings (REFERENCE section 2).
@@ -158,33 +159,70 @@ def adversarial_step(gen, critic, opt_g, opt_d, next_batch, hparams, generator, 
 
 
 def prepare_images(array, channels: int, size: tuple[int, ...]):
-    """User images -> float tensor (N, C, *size) in [-1, 1].
+    """User images -> float tensor (N, C, *size) in [-1, 1], or a lazy field for data on disk.
 
     Accepts (N, Y, X) for one channel or (N, C, Y, X) / (N, Y, X, C) for several,
     any numeric dtype; resizes to ``size``; scales by the 0.5 / 99.5 percentiles.
+    A memory-mapped array (an ``.npy`` opened with ``mmap_mode``) gives a lazy
+    :class:`~napari_biogan.core.dataset.Field`: percentiles from a strided sample
+    of at most 4 M values, and only a batch's rows are read and scaled per step.
     """
-    import torch
-    import torch.nn.functional as F
+    from ..core.dataset import Field
 
-    data = np.asarray(array)
+    lazy = isinstance(array, np.memmap)
+    data = array if lazy else np.asarray(array)
     if data.dtype.kind not in "uif" and data.dtype != bool:
         raise DataError(f"Images must be numeric, not {data.dtype}.")
     spatial = len(size)
-    if data.ndim == spatial + 1 and channels == 1:
-        data = data[:, None]
-    elif data.ndim == spatial + 2 and data.shape[-1] == channels and data.shape[1] != channels:
-        data = np.moveaxis(data, -1, 1)
-    if data.ndim != spatial + 2 or data.shape[1] != channels or len(data) == 0:
+    layout = _image_layout(data.shape, channels, spatial, tuple(np.shape(array)))
+    if lazy:
+        sample = np.asarray(data.reshape(-1)[:: max(1, data.size // 4_000_000)], dtype=np.float32)
+        low, high = _scale_limits(sample)
+        return Field(data, spatial=spatial, transform=lambda rows: _scaled(rows, layout, low, high, size))
+    low, high = _scale_limits(data.astype(np.float32))
+    return _scaled(data, layout, low, high, size)
+
+
+def _image_layout(shape, channels: int, spatial: int, original) -> str:
+    """How user images hold their channels: "none" (N, *S), "first" (N, C, *S) or "last" (N, *S, C)."""
+    ndim = len(shape)
+    if ndim == spatial + 1 and channels == 1:
+        layout = "none"
+    elif ndim == spatial + 2 and shape[-1] == channels and shape[1] != channels:
+        layout = "last"
+    else:
+        layout = "first"
+    ok = ndim == spatial + (1 if layout == "none" else 2) and shape[0] > 0 and \
+        (layout == "none" or shape[1 if layout == "first" else -1] == channels)
+    if not ok:
         raise DataError(f"Expected images shaped (N, {'C, ' if channels > 1 else ''}"
-                        f"{', '.join('TYX'[-spatial:])}) with {channels} channel(s); got {tuple(np.shape(array))}.")
-    data = data.astype(np.float32)
-    if not np.isfinite(data).all():
+                        f"{', '.join('TYX'[-spatial:])}) with {channels} channel(s); got {original}.")
+    return layout
+
+
+def _scale_limits(values: np.ndarray) -> tuple[float, float]:
+    if not np.isfinite(values).all():
         raise DataError("The images contain NaN or infinite values.")
-    low, high = np.percentile(data, [0.5, 99.5])
+    low, high = np.percentile(values, [0.5, 99.5])
     if high <= low:
         raise DataError("The images are constant; there is nothing to learn from.")
+    return float(low), float(high)
+
+
+def _scaled(rows, layout: str, low: float, high: float, size: tuple[int, ...]):
+    """Rows of user images -> (n, C, *size) float tensor in [-1, 1]."""
+    import torch
+    import torch.nn.functional as F
+
+    data = np.asarray(rows, dtype=np.float32)
+    if layout == "none":
+        data = data[:, None]
+    elif layout == "last":
+        data = np.moveaxis(data, -1, 1)
+    if not np.isfinite(data).all():
+        raise DataError("The images contain NaN or infinite values.")
     tensor = torch.from_numpy((np.clip((data - low) / (high - low), 0, 1) * 2 - 1).astype(np.float32))
     if tuple(tensor.shape[2:]) != tuple(size):
-        mode = "bilinear" if spatial == 2 else "trilinear"
+        mode = "bilinear" if len(size) == 2 else "trilinear"
         tensor = F.interpolate(tensor, size=size, mode=mode, align_corners=False)
     return tensor.contiguous()
