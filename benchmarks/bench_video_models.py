@@ -73,7 +73,7 @@ def main() -> None:
         training = model.card.get("training", {})
         rows.append((variant, metrics, training.get("steps"), training.get("wall_time_s")))
         if real_row is None:  # the real clips against themselves: what a perfect generator scores
-            real01 = (real.numpy()[:n, 0] + 1) / 2
+            real01 = (real.head(n)["image"].numpy()[:, 0] + 1) / 2
             real_row = video_report(real01, None, metric_set)
             strips.append(("real", real01[:: max(1, n // 3)][:3]))
         strips.append((variant, model.sample(3, seed=args.seed, precision="fp32")[:, 0]))

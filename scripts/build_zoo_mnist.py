@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_biogan.core.dataset import TrainingData
 from napari_biogan.core.model import GanModel
 from napari_biogan.core.training import Trainer, TrainSettings
 from napari_biogan.core.zoo import ZOO_DIR
@@ -45,8 +46,8 @@ def main() -> None:
     for event in Trainer(model, data, settings).run():
         if event.kind in ("preview", "finished"):
             print(f"step {event.step}/{event.total} {event.losses} {time.time() - start:.0f}s", flush=True)
-    metrics = model.family.metrics(model, data[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:2000]],
-                                   n=2000, seed=123)
+    held = data.take(torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:2000])
+    metrics = model.family.metrics(model, TrainingData(held), n=2000, seed=123)
     model.save(args.out, overwrite=True, include=("generator",), card={
         "name": "mnist-dcgan", "description": "Handwritten digits, 32x32 (demo model)", "metrics": metrics,
         "training_state": None})
