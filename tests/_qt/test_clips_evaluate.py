@@ -102,3 +102,25 @@ def test_clips_widget_follows_the_selected_time_lapse(make_napari_viewer):
     assert widget.layer_picker.currentText() == "movie B"
     viewer.layers.selection.active = viewer.layers["movie A"]
     assert widget.layer_picker.currentText() == "movie A"
+
+
+def test_evaluate_a_family_measured_against_labels(make_napari_viewer, wait_workers):
+    """An image-driven family (the tests' toy-seg) is evaluated against an image layer AND a Labels layer."""
+    from toy_family import toy_pairs
+
+    viewer = make_napari_viewer()
+    images, labels = toy_pairs(5, 16)
+    viewer.add_image(images, name="cells")
+    viewer.add_labels(labels, name="truth")
+    widget = EvaluateWidget(viewer)
+    session_for(viewer).set_model(GanModel.new("toy-seg"))
+    assert widget.labels_picker.isVisibleTo(widget)
+    widget.layer_picker.setCurrentText("cells")
+    widget.labels_picker.setCurrentText("truth")
+    widget.n_spin.setValue(8)
+    widget.evaluate()
+    wait_workers(widget)
+    assert 0.0 <= widget.metrics["pixel_accuracy"] <= 1.0
+    assert "5 generated vs 5 real" in widget.status.text() and "has 5 samples" in widget.status.text()
+    session_for(viewer).set_model(GanModel.new("dcgan2d", height=16, width=16, latent_dim=8, base_width=8))
+    assert not widget.labels_picker.isVisibleTo(widget)
