@@ -216,3 +216,24 @@ def test_lazy_fields_read_only_the_batch_rows(tmp_path):
     trainer = Trainer(Model.new("dcgan2d", **TINY["dcgan2d"]), as_training_data(lazy),
                       TrainSettings(steps=2, hparams=TINY_HPARAMS["dcgan2d"]))
     assert trainer.run_all()[-1].kind == "finished"
+
+
+def test_a_tiff_bigger_than_memory_trains_page_by_page(tmp_path, monkeypatch):
+    import tifffile
+
+    from napari_biogan.data.inputs import load_image_source
+    from napari_biogan.data.lazy import TiffPages
+
+    stack = (np.random.default_rng(1).random((200, 16, 16)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "big.tif", stack)
+    monkeypatch.setenv("NAPARI_BIOGAN_MAX_BYTES", str(stack.nbytes - 1))  # "does not fit in memory"
+    family = get_family("dcgan2d")
+    source = load_image_source(str(tmp_path / "big.tif"), family)
+    assert isinstance(source, TiffPages) and len(source) == 200
+    assert np.array_equal(source[np.array([5, 2, 5])], stack[[5, 2, 5]])
+    config = family.default_config(**TINY["dcgan2d"])
+    lazy = family.prepare_data(source, config)
+    eager = family.prepare_data(stack, config)
+    index = torch.tensor([0, 199, 7])
+    assert lazy["image"].lazy
+    assert torch.allclose(lazy["image"].take(index), eager["image"].take(index), atol=1e-6)

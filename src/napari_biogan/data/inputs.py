@@ -4,7 +4,8 @@ The CLI (``--data``, ``--input NAME=PATH``) and the Train widget's pickers both
 come here, so a folder, a TIFF or an ``.npy`` means the same thing in both.
 
 - ``image``: a TIFF file, a folder of TIFFs, a ``.npy`` (memory-mapped: only the
-  rows of a batch are read) or ``.npz``; for video families a multi-page TIFF is
+  rows of a batch are read), a ``.zarr`` store (read lazily) or ``.npz``; a multi-page
+  TIFF too big for memory is read page by page; for video families a multi-page TIFF is
   one time-lapse or (N, T, Y, X) clips, a folder of 2D frames one time-lapse and a
   folder of 3D stacks one clip per file. A folder whose sub-folders hold the
   images gives the ``class`` input too (one class per sub-folder, in name order).
@@ -95,6 +96,10 @@ def load_image_source(value: Any, family) -> Any:
         raise DataError(f"No data at {path}.")
     if path.suffix == ".npy":
         return _load_npy(path)
+    if path.suffix == ".zarr":
+        from .lazy import open_zarr
+
+        return open_zarr(path)
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
             if not npz.files:
@@ -104,6 +109,13 @@ def load_image_source(value: Any, family) -> Any:
     from .tiff_io import list_tiffs, load_image_stack, load_training_images
 
     if not family.is_video:
+        if path.is_file():
+            from .lazy import lazy_tiff_if_large
+            from .tiff_io import max_decoded_bytes
+
+            pages = lazy_tiff_if_large(path, max_decoded_bytes())
+            if pages is not None:  # bigger than memory: trained on page by page
+                return pages
         return load_training_images(path)
     if path.is_dir():
         stacks = [load_image_stack(file) for file in list_tiffs(path)]

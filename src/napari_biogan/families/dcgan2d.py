@@ -163,21 +163,21 @@ def prepare_images(array, channels: int, size: tuple[int, ...]):
 
     Accepts (N, Y, X) for one channel or (N, C, Y, X) / (N, Y, X, C) for several,
     any numeric dtype; resizes to ``size``; scales by the 0.5 / 99.5 percentiles.
-    A memory-mapped array (an ``.npy`` opened with ``mmap_mode``) gives a lazy
-    :class:`~napari_biogan.core.dataset.Field`: percentiles from a strided sample
-    of at most 4 M values, and only a batch's rows are read and scaled per step.
+    A lazy source (a memory-mapped ``.npy``, TIFF pages, zarr: :mod:`napari_biogan.data.lazy`)
+    gives a lazy :class:`~napari_biogan.core.dataset.Field`: percentiles from 64 evenly
+    spaced rows, and only a batch's rows are read and scaled per step.
     """
     from ..core.dataset import Field
+    from ..data.lazy import is_lazy, sample_rows
 
-    lazy = isinstance(array, np.memmap)
+    lazy = is_lazy(array)
     data = array if lazy else np.asarray(array)
     if data.dtype.kind not in "uif" and data.dtype != bool:
         raise DataError(f"Images must be numeric, not {data.dtype}.")
     spatial = len(size)
     layout = _image_layout(data.shape, channels, spatial, tuple(np.shape(array)))
     if lazy:
-        sample = np.asarray(data.reshape(-1)[:: max(1, data.size // 4_000_000)], dtype=np.float32)
-        low, high = _scale_limits(sample)
+        low, high = _scale_limits(sample_rows(data).astype(np.float32))
         return Field(data, spatial=spatial, transform=lambda rows: _scaled(rows, layout, low, high, size))
     low, high = _scale_limits(data.astype(np.float32))
     return _scaled(data, layout, low, high, size)
