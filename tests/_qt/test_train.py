@@ -1,12 +1,14 @@
-"""Train widget: a tiny model trained from a layer; loss plot, previews, cancel, resume, errors."""
+"""Train widget: a tiny seeded model trained from a layer; loss plot, previews, cancel, resume, errors.
+
+The contract side (the test family's image + labels rows, files, error sentences, the
+progress regression) is in test_train_contract.py.
+"""
 
 import numpy as np
-import pytest
 
 from napari_biogan._qt.session import session_for
-from napari_biogan._qt.train_widget import TrainWidget, parse_overrides
+from napari_biogan._qt.train_widget import TrainWidget
 from napari_biogan.core.checkpoint import read_card
-from napari_biogan.core.errors import DataError
 
 
 def _blobs(n=24, size=32, seed=0):
@@ -26,7 +28,8 @@ def _train_widget(make_napari_viewer, tmp_path, steps):
     widget = TrainWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.family_combo.setCurrentIndex(widget.family_combo.findData("dcgan2d"))
-    widget.layer_picker.setCurrentText("blobs")
+    assert list(widget.input_rows) == ["image"]  # a seeded GAN: its latent needs no row
+    widget.input_rows["image"].layer_picker.setCurrentText("blobs")
     widget.config_edit.setText("base_width=8")
     widget.steps_spin.setValue(steps)
     widget.batch_spin.setValue(8)
@@ -73,30 +76,31 @@ def test_cancel_keeps_a_checkpoint_and_resume_continues(make_napari_viewer, qtbo
     wait_workers(widget, timeout=60000)
     assert widget.events[-1].kind == "finished" and widget.events[-1].step == last.step + 2
     assert [e.step for e in widget.events if e.kind == "step"] == [last.step + 1, last.step + 2]
+    # the config text equal to the checkpoint's is not a change; a different value is refused by the core
+    widget.config_edit.setText("base_width=16")
+    widget.steps_spin.setValue(last.step + 4)
+    widget.start_button.click()
+    wait_workers(widget)
+    assert "keeps the config" in widget.status.text() and "base_width" in widget.status.text()
+    assert not any(e.kind == "step" for e in widget.events)
 
 
 def test_bad_training_input_gives_a_notification(make_napari_viewer, wait_workers, notifications, tmp_path):
     viewer, widget = _train_widget(make_napari_viewer, tmp_path, steps=2)
     widget.config_edit.setText("no_such_option=3")
     widget.start_button.click()
-    wait_workers(widget)
-    assert any("no_such_option" in str(n.message) for n in notifications)
+    assert not widget.busy  # refused on the main thread, before a worker starts
+    assert any("no_such_option" in str(n.message) and "base_width" in str(n.message) for n in notifications)
+    assert "no_such_option" in widget.status.text()
     assert widget.start_button.isEnabled()
     assert not (tmp_path / "trained.safetensors").exists()
-    # a layer that is not images of the right kind (a 1-D profile)
+    # a layer that is not images of the right kind (5-D)
     viewer.add_image(np.zeros((5, 7, 9, 11, 3), np.float32), name="odd")
-    widget.layer_picker.setCurrentText("odd")
+    widget.input_rows["image"].layer_picker.setCurrentText("odd")
     widget.config_edit.setText("")
     widget.start_button.click()
     wait_workers(widget)
     assert any("Expected images" in str(n.message) for n in notifications)
-
-
-def test_parse_overrides():
-    assert parse_overrides("height=48, width=80; channel_names=red/green, x=1.5") == {
-        "height": 48, "width": 80, "channel_names": ("red", "green"), "x": 1.5}
-    with pytest.raises(DataError):
-        parse_overrides("height")
 
 
 def test_train_from_a_folder_of_tiffs(make_napari_viewer, wait_workers, tmp_path):
@@ -107,8 +111,9 @@ def test_train_from_a_folder_of_tiffs(make_napari_viewer, wait_workers, tmp_path
     for i, image in enumerate(_blobs(12)):
         tifffile.imwrite(folder / f"t{i:03d}.tif", (image * 200).astype(np.uint8))
     viewer, widget = _train_widget(make_napari_viewer, tmp_path, steps=2)
-    widget.from_files.setChecked(True)
-    widget.data_row.set_path(folder)
+    row = widget.input_rows["image"]
+    row.path_row.set_path(folder)
+    assert row.from_files.isChecked()  # a path typed or browsed selects the file row
     widget.start_button.click()
     wait_workers(widget, timeout=60000)
     assert widget.events[-1].kind == "finished"
@@ -147,7 +152,7 @@ def test_train_a_video_model_from_a_clips_layer_and_generate(make_napari_viewer,
     widget = TrainWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.family_combo.setCurrentIndex(widget.family_combo.findData("savgan"))
-    widget.layer_picker.setCurrentText("clips")
+    widget.input_rows["image"].layer_picker.setCurrentText("clips")
     widget.config_edit.setText("frames=8, height=16, width=16, latent_dim=16, widths=16/8, critic_widths=8/16, "
                                "frame_critic_widths=8/16, landmarks=16")
     widget.hparams_edit.setText("n_critic=1")

@@ -1,4 +1,10 @@
-"""Train dock widget: train a model from a layer or TIFFs in a worker, with progress, losses and previews."""
+"""Train dock widget: train (or resume) a model of any trainable family in a worker.
+
+Written once against the family contract: one input row per training input the
+family declares, the text fields parsed by :mod:`napari_biogan.core.settings`, and
+the run started by :func:`napari_biogan.core.training.setup_training`, the same call
+the CLI makes. Progress, losses and previews come from the loop's TrainEvents.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from napari.qt.threading import GeneratorWorker
-from napari.utils import progress
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                            QPushButton, QRadioButton, QSpinBox, QWidget)
+                            QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from ._common import ImageLayerPicker, PathRow, SessionWidget, compact, notify
-from .train_views import LossPlot, preview_image, to_pixmap
+from ..core.errors import BioGanError
+from ._common import PathRow, ProgressTask, SessionWidget, compact, notify, report_error
+from .train_views import InputRow, LossPlot, format_eta, input_rows, preview_picture, to_pixmap
+
+#: what the worker yields once the data is loaded and the trainer built (before the first step)
+PREPARED = "prepared"
 
 
 @dataclass
@@ -22,19 +30,11 @@ class TrainJob:
     """Everything the training worker needs, read from the widgets on the main thread."""
 
     family: str
-    overrides: dict[str, Any]
-    data: Any  # an array (from a layer) or a path (TIFF file or folder)
-    steps: int
-    seed: int
-    output: str
-    overwrite: bool = False
-    batch_size: int = 0  # 0: the family's default
+    sources: dict[str, Any]  # input name -> a copy of a layer's array, or a path
+    settings: Any  # core.training.TrainSettings
+    config_overrides: dict[str, Any] = field(default_factory=dict)
     resume: str = ""
     device: str = "auto"
-    preview_every: int = 50
-    checkpoint_every: int = 200
-    description: str = ""
-    hparams: dict[str, Any] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     trainer: Any = None
 
@@ -45,83 +45,18 @@ class TrainJob:
             self.trainer.stop()
 
 
-def parse_overrides(text: str) -> dict[str, Any]:
-    """"height=48, width=80" -> {"height": 48, "width": 80} (numbers, tuples with '/', text)."""
-    from ..core.errors import DataError
-
-    values: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in text.replace(";", ",").split(","))):
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip() or not raw.strip():
-            raise DataError(f"Config values are written key=value, not '{item}'.")
-        values[key.strip()] = _parse_value(raw.strip())
-    return values
-
-
-def _parse_value(text: str):
-    if "/" in text:
-        return tuple(_parse_value(t) for t in text.split("/"))
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def load_training_array(path: str, video: bool = False) -> np.ndarray:
-    """Images from a TIFF file or folder: 2D planes (N, Y, X) or, for video families, clips (N, T, Y, X)."""
-    from ..core.errors import DataError
-    from ..data.tiff_io import list_tiffs, load_image_stack, load_training_images
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"No TIFF file or folder at {path}.")
-    if not video:
-        return load_training_images(path)
-    if path.is_dir():  # one clip (T, Y, X) per file
-        clips = [load_image_stack(file) for file in list_tiffs(path)]
-        if len({c.shape for c in clips}) > 1:
-            raise DataError(f"The TIFF stacks in {path.name} have different shapes; crop them to one size.")
-        return np.stack(clips)
-    stack = load_image_stack(path)
-    return stack[np.newaxis] if stack.ndim == 3 else stack
-
-
 def run_training(job: TrainJob):
-    """Worker: build (or resume) a trainer and yield its TrainEvents; returns the last event."""
-    from ..core.checkpoint import read_card
-    from ..core.errors import DataError, FamilyMismatchError
-    from ..core.model import GanModel
-    from ..core.registry import get_family
+    """Worker: set up the run exactly as the CLI does, then yield its TrainEvents; returns the last one."""
     from ..core.render import match_torch_threads
-    from ..core.training import Trainer, TrainSettings
+    from ..core.training import setup_training
 
     match_torch_threads()  # training on this worker thread reproduces a run on the main thread
-    family = get_family(job.family)
-    video = len(family.sample_axes) > 2
-    array = load_training_array(job.data, video) if isinstance(job.data, (str, Path)) else job.data
-    hparams = {**job.hparams, **({"batch_size": job.batch_size} if job.batch_size else {})}
-    settings = TrainSettings(steps=job.steps, seed=job.seed, output=job.output, overwrite=job.overwrite,
-                             checkpoint_every=job.checkpoint_every, preview_every=job.preview_every,
-                             hparams=hparams, data_description=job.description)
-    if job.resume:
-        card = read_card(job.resume)
-        if card.get("family") != family.name:
-            raise FamilyMismatchError(f"{Path(job.resume).name} is a '{card.get('family')}' model, "
-                                      f"not a '{family.name}' model.")
-        config = family.config_from_dict(card.get("config", {}))
-        trainer = Trainer.resume(job.resume, family.prepare_data(array, config), settings, device=job.device)
-    else:
-        try:
-            config = family.default_config(**job.overrides)
-        except TypeError as err:
-            raise DataError(f"Unknown config value for family '{family.name}': {err}.") from None
-        model = GanModel.new(family.name, config=config, device=job.device, seed=job.seed)
-        trainer = Trainer(model, family.prepare_data(array, config), settings)
+    trainer = setup_training(job.family, job.sources, job.settings, config_overrides=job.config_overrides,
+                             resume=job.resume or None, device=job.device)
     job.trainer = trainer
-    if job._stop.is_set():
+    if job._stop.is_set():  # cancelled while the data was being prepared
         trainer.stop()
+    yield PREPARED
     last = None
     for event in trainer.run():
         last = event
@@ -139,13 +74,15 @@ class TrainWorker(GeneratorWorker):
         if self.job is not None and self.job.trainer is not None:
             self.job.stop()  # the loop saves, yields "cancelled" and ends: the worker finishes normally
         else:
+            if self.job is not None:
+                self.job.stop()
             super().quit()
 
 
 def _load(path: str, device: str):
-    from ..core.model import GanModel
+    from ..core.model import Model
 
-    return GanModel.load(path, device=device)
+    return Model.load(path, device=device)
 
 
 class TrainWidget(SessionWidget):
@@ -159,32 +96,28 @@ class TrainWidget(SessionWidget):
         jobs = self._jobs = []  # the running job, stopped (checkpoint kept) if Qt deletes the widget
         self.destroyed.connect(lambda *_: [job.stop() for job in jobs])
         self.trained_path: str | None = None
-        self.events: list = []  # every event of the current run (tests, scripts)
-        self._bar = None
+        self.events: list = []  # every TrainEvent of the current run (tests, scripts)
+        self.previews = 0
+        self.task: ProgressTask | None = None
+        self.input_rows: dict[str, InputRow] = {}
+        self.preview_array = None  # the last preview picture (RGB uint8), as shown
 
-        data_box = QGroupBox("Training data")
-        data_form = QFormLayout(data_box)
-        self.from_layer = QRadioButton("Image layer")
-        self.from_layer.setChecked(True)
-        self.layer_picker = ImageLayerPicker(napari_viewer)
-        data_form.addRow(self.from_layer, self.layer_picker)
-        self.from_files = QRadioButton("TIFF file/folder")
-        self.data_row = PathRow("folder", placeholder="folder of TIFF stacks")
-        data_form.addRow(self.from_files, self.data_row)
-        self.layout().addWidget(data_box)
+        top = QFormLayout()
+        self.family_combo = compact(QComboBox())
+        for name, title in family_titles(trainable=True).items():
+            self.family_combo.addItem(title, name)
+        top.addRow("Family", self.family_combo)
+        self.layout().addLayout(top)
+        self.data_box = QGroupBox("Training data")
+        QVBoxLayout(self.data_box)
+        self.layout().addWidget(self.data_box)
 
         form = QFormLayout()
-        self.family_combo = compact(QComboBox())
-        for name, title in family_titles().items():
-            self.family_combo.addItem(title, name)
-        self.family_combo.currentIndexChanged.connect(self._suggest_output)
-        form.addRow("Family", self.family_combo)
         self.config_edit = QLineEdit()
         self.config_edit.setPlaceholderText("config, e.g. height=48, width=80")
         form.addRow("Config", self.config_edit)
         self.hparams_edit = QLineEdit()
         self.hparams_edit.setPlaceholderText("training, e.g. loss=bce, n_critic=1, lr_g=2e-4")
-        self.hparams_edit.setToolTip("Overrides of the family's default hyper-parameters; tuples as a/b")
         form.addRow("Hyper-parameters", self.hparams_edit)
         self.steps_spin = _spin(1, 10_000_000, 1000)
         form.addRow("Steps", self.steps_spin)
@@ -225,60 +158,102 @@ class TrainWidget(SessionWidget):
         self.preview_label = QLabel("previews appear here while training")
         self.preview_label.setMinimumHeight(80)
         self.layout().addWidget(self.preview_label)
-        self.previews = 0
+        self.family_combo.currentIndexChanged.connect(self._family_changed)
+        self._family_changed()
+
+    # -- the family decides the rows ------------------------------------------------------------
+    @property
+    def family_name(self) -> str:
+        return self.family_combo.currentData() or ""
+
+    def _family_changed(self, *_) -> None:
+        """Rebuild one input row per training input of the chosen family; suggest an output name."""
+        from ..core.registry import get_family
+        from ..core.settings import describe_hparams
+
+        layout = self.data_box.layout()
+        for row in self.input_rows.values():
+            layout.removeWidget(row)
+            row.deleteLater()
+        self.input_rows = {}
+        if not self.family_name:
+            return
+        family = get_family(self.family_name)
+        for row in input_rows(self.viewer, family):
+            self.input_rows[row.spec.name] = row
+            layout.addWidget(row)
+        self.hparams_edit.setToolTip(f"Overrides of the defaults: {describe_hparams(family)}")
         self._suggest_output()
 
-    def _suggest_output(self, *_) -> None:
+    def _suggest_output(self) -> None:
         from ..core.zoo import user_model_dir
 
-        family = self.family_combo.currentData() or "model"
         current = self.output_row.path()
         if not current or Path(current).parent == user_model_dir():
-            self.output_row.set_path(user_model_dir() / f"{family}-trained.safetensors")
+            self.output_row.set_path(user_model_dir() / f"{self.family_name or 'model'}-trained.safetensors")
 
     # -- starting and stopping ----------------------------------------------------------------
     def make_job(self) -> TrainJob:
-        """The job the current settings describe (main thread; raises DataError on bad input)."""
-        from ..core.errors import DataError
+        """The job the current settings describe (main thread).
 
-        if self.from_layer.isChecked():
-            layer = self.layer_picker.layer()
-            if layer is None:
-                raise DataError("Choose an image layer to train on (or a TIFF file or folder).")
-            data, description = np.asarray(layer.data), f"napari layer '{layer.name}' {layer.data.shape}"
+        Everything that can be checked without loading data is checked here, with the
+        core's own functions, so bad text or an existing output is refused before a
+        worker starts: the key=value text, the hyper-parameter and config names and
+        types, and the output file. Raises a BioGanError with one sentence.
+        """
+        from ..core.errors import DataError
+        from ..core.registry import get_family
+        from ..core.settings import check_hparams, make_config, parse_assignments
+        from ..core.training import TrainSettings, check_output
+
+        if not self.family_name:
+            raise DataError("No trainable model family is installed.")
+        family = get_family(self.family_name)
+        sources, described = {}, []
+        for name, row in self.input_rows.items():
+            value, description = row.source()
+            if value is not None:
+                sources[name] = value
+                described.append(description)
+        overrides = parse_assignments(self.config_edit.text(), "config value")
+        hparams = parse_assignments(self.hparams_edit.text(), "hyper-parameter")
+        if self.batch_spin.value():
+            hparams["batch_size"] = self.batch_spin.value()
+        check_hparams(family, hparams)
+        resume = self.resume_row.path()
+        if resume:
+            overrides = _changed_config(family, resume, overrides)
         else:
-            data = self.data_row.path()
-            if not data:
-                raise DataError("Choose a TIFF file or folder to train on.")
-            description = str(data)
-        output = self.output_row.path() or self.resume_row.path()
+            make_config(family, overrides)  # names and types, before any data is loaded
+        output = self.output_row.path() or resume
         if not output:
             raise DataError("Choose an output model file.")
-        return TrainJob(family=self.family_combo.currentData(), overrides=parse_overrides(self.config_edit.text()),
-                        data=data, steps=self.steps_spin.value(), seed=self.seed_spin.value(), output=output,
-                        overwrite=self.overwrite_check.isChecked(), batch_size=self.batch_spin.value(),
-                        resume=self.resume_row.path(), device=self.session.device,
-                        preview_every=self.preview_spin.value(), checkpoint_every=self.checkpoint_spin.value(),
-                        description=description, hparams=parse_overrides(self.hparams_edit.text()))
+        in_place = bool(resume) and Path(resume).resolve() == Path(output).resolve()
+        check_output(output, self.overwrite_check.isChecked() or in_place)
+        settings = TrainSettings(steps=self.steps_spin.value(), seed=self.seed_spin.value(), output=output,
+                                 overwrite=self.overwrite_check.isChecked(),
+                                 checkpoint_every=self.checkpoint_spin.value(),
+                                 preview_every=self.preview_spin.value(), hparams=hparams,
+                                 data_description="; ".join(described))
+        return TrainJob(family=family.name, sources=sources, settings=settings, config_overrides=overrides,
+                        resume=resume, device=self.session.device)
 
     def start(self) -> None:
-        from ._common import report_error
-        from ..core.errors import BioGanError
-
+        self.status.setText("")  # an earlier error must not linger over a new run
         try:
-            self.job = self.make_job()
-        except BioGanError as err:
-            report_error(err, "Training")
+            job = self.make_job()
+        except Exception as err:  # noqa: BLE001  (anything from reading the layers: one sentence)
+            self.status.setText(report_error(err, "Training"))
             return
-        self._jobs[:] = [self.job]
+        self.job = job
+        self._jobs[:] = [job]
         self.events, self.trained_path, self.previews = [], None, 0
         self.loss_plot.clear()
         self.use_button.setEnabled(False)
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Preparing the data...")
-        self._bar = progress(total=self.job.steps, desc=f"Training {self.job.family}")
-        job = self.job
+        self.task = ProgressTask(job.settings.steps, f"Training {job.family}: preparing the data")
         self.run_worker(run_training, job, action="Training", on_yield=self._on_event, on_error=self._on_error,
                         on_done=self._done, _worker_class=TrainWorker,
                         configure=lambda worker: setattr(worker, "job", job))
@@ -291,21 +266,24 @@ class TrainWidget(SessionWidget):
 
     # -- events from the worker ---------------------------------------------------------------------
     def _on_event(self, event) -> None:
-        from ..core.progress import format_seconds
-
+        # A local task: napari's bar may process events inside update(), and a finished slot
+        # running there closes the task; ProgressTask ignores updates after close.
+        task, job = self.task, self.job
+        if isinstance(event, str):  # PREPARED: the data is loaded, the first step is being taken
+            self.status.setText("Training... first step")
+            if task is not None:
+                task.update(0, f"Training {job.family}: first step")
+            return
         self.events.append(event)
         if event.kind == "step":
             self.loss_plot.add(event.step, event.losses)
-            if self._bar is not None:
-                self._bar.update(event.step - self._bar.n)
+            eta = format_eta(event.eta_s)
+            if task is not None:
                 losses = " ".join(f"{k} {v:.3f}" for k, v in event.losses.items())
-                self._bar.set_description(f"Training {self.job.family}: ETA {format_seconds(event.eta_s)} "
-                                          f"({losses})")
-            self.status.setText(f"Step {event.step}/{event.total}, ETA {format_seconds(event.eta_s)}.")
-        elif event.kind == "preview" and event.preview is not None:
-            colormaps = [c.colormap for c in self._channels()]
-            self.preview_label.setPixmap(to_pixmap(preview_image(event.preview, colormaps)))
-            self.previews += 1
+                task.update(event.step, f"Training {job.family}: {eta} ({losses})")
+            self.status.setText(f"Step {event.step}/{event.total}, {eta}.")
+        elif event.kind == "preview":
+            self._show_preview(event)
         elif event.kind == "checkpoint":
             self.status.setText(f"Step {event.step}: checkpoint written to {event.path}.")
         elif event.kind == "finished":
@@ -316,9 +294,18 @@ class TrainWidget(SessionWidget):
             self._finished(event.path, f"Cancelled at step {event.step}; checkpoint kept in {event.path} "
                                        "(set as 'Resume from').")
 
-    def _channels(self):
+    def _show_preview(self, event) -> None:
         trainer = self.job.trainer if self.job is not None else None
-        return trainer.model.channels if trainer is not None else []
+        if trainer is None:
+            return
+        outputs = event.preview_outputs
+        if outputs is None and event.preview is not None:
+            outputs = {trainer.model.main_output: event.preview}
+        picture = preview_picture(outputs or {}, trainer.model.outputs)
+        if picture is not None:
+            self.preview_array = picture
+            self.preview_label.setPixmap(to_pixmap(picture))
+            self.previews += 1
 
     def _finished(self, path: str | None, message: str) -> None:
         self.trained_path = path
@@ -327,12 +314,12 @@ class TrainWidget(SessionWidget):
         notify(message + (" Click 'Use trained model' to explore it." if path else ""))
 
     def _on_error(self, err) -> None:
-        self.status.setText(f"Training stopped: {err}")
+        # the notification came from start_worker; the status keeps the same sentence in view
+        self.status.setText(str(err) if isinstance(err, BioGanError) else f"Training failed: {err}.")
 
     def _done(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        if self.task is not None:
+            self.task.close()  # safe when closed already; the object stays, so no None mid-handler
         trainer = self.job.trainer if self.job is not None else None
         if trainer is not None:
             trainer.model.release()  # the widget keeps the file, not the training copy
@@ -349,6 +336,29 @@ class TrainWidget(SessionWidget):
         if self.job is not None:
             self.job.stop()
         super().teardown()
+
+
+def _changed_config(family, resume: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The config values that differ from the checkpoint's (setup_training refuses those with one sentence).
+
+    After a Cancel the checkpoint is offered for Resume with the config text still in the
+    field; values equal to what the run was started with are not a change, so they are dropped.
+    """
+    from ..core.checkpoint import read_card
+
+    if not overrides or not Path(resume).is_file():
+        return overrides  # setup_training says what is wrong with the file
+    try:
+        card = read_card(resume)
+    except BioGanError:
+        return overrides
+    if card.get("family") != family.name:
+        return overrides  # the family mismatch is setup_training's sentence
+    try:
+        saved = family.config_from_dict(card.get("config", {}))
+    except (TypeError, ValueError):
+        return overrides
+    return {k: v for k, v in overrides.items() if not hasattr(saved, k) or getattr(saved, k) != v}
 
 
 def _spin(low: int, high: int, value: int) -> QSpinBox:
