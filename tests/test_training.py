@@ -107,3 +107,32 @@ def test_bad_training_data():
         model.family.prepare_data(np.zeros((32, 32)), model.config)  # no sample axis
     with pytest.raises(DataError):
         model.family.prepare_data(np.array([["a"]]), model.config)
+
+
+def test_the_state_kept_at_a_nan_stop_is_one_consistent_step(tmp_path, monkeypatch):
+    """Weights, optimisers, RNGs and step of the kept file all belong to the last checkpointed step:
+    resuming from it gives exactly what an uninterrupted run gives (regression: RNG was from the NaN step)."""
+    from napari_biogan.core.training import Trainer as _Trainer
+
+    model = _model()
+    data = model.family.prepare_data(_data(), model.config)
+    out = tmp_path / "n.safetensors"
+    trainer = _Trainer(model, data, _settings(steps=6, checkpoint_every=2, output=str(out)))
+    real_step, calls = model.family.train_step, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        losses = real_step(*args, **kwargs)
+        return {**losses, "critic": float("nan")} if calls["n"] == 3 else losses
+
+    monkeypatch.setattr(model.family, "train_step", poisoned)
+    with pytest.raises(TrainingDivergedError):
+        trainer.run_all()
+    monkeypatch.undo()
+    resumed = _Trainer.resume(str(out), data, _settings(steps=4, output=str(tmp_path / "r.safetensors")))
+    assert resumed.step == 2
+    resumed.run_all()
+    straight_model = _model()
+    _Trainer(straight_model, data, _settings(steps=4)).run_all()
+    for key, value in straight_model.nets.state_dict().items():
+        assert torch.equal(value, resumed.model.nets.state_dict()[key]), key

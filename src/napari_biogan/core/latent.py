@@ -108,6 +108,10 @@ def moved_latent(base, directions: LatentDirections | None, amounts) -> Any:
     return z.reshape(base.shape)
 
 
+#: the longest interpolation path rendered at once (a frame is one rendered sample)
+MAX_PATH_FRAMES = 100_000
+
+
 # -- paths through points ---------------------------------------------------------------------------------
 
 def interpolate_point(a: Point, b: Point, t: float, latent_names: Sequence[str] = (LATENT,),
@@ -153,6 +157,10 @@ def point_path(keyframes: Sequence[Point], steps_per_segment: int, latent_names:
         raise DataError("An interpolation path needs at least two keyframes.")
     if steps_per_segment < 1:
         raise DataError("A path needs at least one frame per segment.")
+    frames_total = (len(keyframes) - 1) * steps_per_segment + 1
+    if frames_total > MAX_PATH_FRAMES:
+        raise DataError(f"A path of {frames_total} frames is too long; use at most {MAX_PATH_FRAMES} "
+                        "(fewer frames per segment or fewer keyframes).")
     frames = []
     for a, b in zip(keyframes[:-1], keyframes[1:]):
         frames += [interpolate_point(a, b, i / steps_per_segment, latent_names, choices)

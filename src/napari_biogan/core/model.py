@@ -12,9 +12,9 @@ import numpy as np
 
 from .. import __version__
 from . import checkpoint
-from .device import inference_precision, release, resolve_device
+from .device import inference_precision, is_out_of_memory, release, resolve_device
 from .contract import IMAGE, LABELS, LATENT, SIGNED, Point
-from .errors import BioGanError, DataError, FamilyMismatchError, ModelFileError
+from .errors import BioGanError, DataError, DeviceError, FamilyMismatchError, ModelFileError
 from .registry import Family, get_family
 
 if TYPE_CHECKING:
@@ -83,6 +83,10 @@ class Model:
             raise ModelFileError(f"The config in {name} is not valid for a '{family_name}' model ({err}).") from None
         weights = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         _check_weights(family, config, weights, name)
+        damaged = [k for k, v in weights.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+        if damaged:
+            raise ModelFileError(f"{name} holds NaN or infinite weights ({damaged[0]}); it was saved from a "
+                                 "diverged run or is damaged.")
         nets = family.build(config)
         nets.load_state_dict(weights, strict=False)  # critics may be left out of shipped models
         model = cls(family, config, nets, card, device=device, path=Path(path), sha256=sha256)
@@ -214,8 +218,16 @@ class Model:
                 chunk = {k: v[start:start + batch_size].to(self.device) for k, v in state.items()}
                 chunk_controls = {**controls, **{k: torch.as_tensor(np.asarray(v)[start:start + batch_size])
                                                  .to(self.device) for k, v in per_sample.items()}}
-                outputs = self.family.decode(self.nets, self.config, chunk, chunk_controls)
+                try:
+                    outputs = self.family.decode(self.nets, self.config, chunk, chunk_controls)
+                except (RuntimeError, MemoryError) as err:
+                    if isinstance(err, MemoryError) or is_out_of_memory(err):
+                        raise DeviceError(f"Out of memory on {self.device} while generating; use fewer samples, "
+                                          "a smaller tile or the CPU.") from err
+                    raise
                 parts.append({k: v.float().cpu() for k, v in outputs.items()})
+                if index == 0:
+                    check_request_memory(parts[0], len(chunk[next(iter(chunk))]), n)
                 if progress is not None:
                     progress(index + 1, total)
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
@@ -308,6 +320,18 @@ def _label_dtype(tensor):
 
     classes = tensor.shape[1] if tensor.is_floating_point() and tensor.ndim > 1 else 65536
     return torch.uint8 if classes <= 255 else torch.int32
+
+
+def check_request_memory(first: dict[str, "torch.Tensor"], first_n: int, n: int) -> None:
+    """Refuse, after the first chunk, a request whose outputs would not fit in memory (e.g. -n 10000000)."""
+    from ..data.tiff_io import max_decoded_bytes
+
+    per_sample = sum(v.element_size() * v.numel() for v in first.values()) / max(first_n, 1)
+    needed = per_sample * n * 2  # the chunks and their concatenation
+    limit = max_decoded_bytes()
+    if needed > limit:
+        raise DataError(f"{n} samples would need {needed / 1e9:.3g} GB of memory, more than the "
+                        f"{limit / 1e9:.3g} GB that can be spared; ask for at most {int(limit // (per_sample * 2))}.")
 
 
 def _batch_len(tensors: dict[str, Any]) -> int:

@@ -105,9 +105,12 @@ def downscale_movie(movie: np.ndarray, factor: int) -> np.ndarray:
     factor = int(factor)
     if factor < 1:
         raise DataError(f"The down-scaling factor must be a whole number of at least 1, not {factor}.")
+    t, y, x = movie.shape
+    if factor > min(y, x):
+        raise DataError(f"A down-scaling factor of {factor} leaves nothing of {y}x{x} frames; "
+                        f"use at most {min(y, x)}.")
     if factor == 1:
         return movie
-    t, y, x = movie.shape
     y, x = y // factor * factor, x // factor * factor
     return movie[:, :y, :x].reshape(t, y // factor, factor, x // factor, factor).mean((2, 4), dtype=np.float32)
 
@@ -115,6 +118,8 @@ def downscale_movie(movie: np.ndarray, factor: int) -> np.ndarray:
 def normalise_movie(movie: np.ndarray) -> np.ndarray:
     """Scale by the movie's 0.5 / 99.5 percentiles to [0, 1] (clipped), float32."""
     movie = np.asarray(movie, dtype=np.float32)
+    if not np.isfinite(movie).all():
+        raise DataError("The time-lapse contains NaN or infinite values; clean or crop it first.")
     sample = movie[:, ::2, ::2] if movie.size > 4_000_000 else movie  # percentiles need no full pass
     low, high = np.percentile(sample, [0.5, 99.5])
     if not high > low:
@@ -165,6 +170,8 @@ def crop_moving_clips(movie: np.ndarray, size: tuple[int, int, int] = (32, 64, 6
     if movie.ndim != 3 or movie.dtype.kind not in "uifb":
         raise DataError(f"Expected a numeric movie shaped (T, Y, X); got {movie.shape} of {movie.dtype}.")
     size = tuple(int(s) for s in size)
+    if max_clips is not None and int(max_clips) < 1:
+        raise DataError(f"The number of clips must be at least 1, not {max_clips}.")
     if len(size) != 3 or min(size) < 1:
         raise DataError(f"The clip size must be three positive numbers (T, Y, X), not {size}.")
     work = normalise_movie(downscale_movie(movie, downscale))
