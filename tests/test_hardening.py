@@ -85,3 +85,13 @@ def test_a_movie_with_nan_says_so_not_no_moving_cells():
     movie[3, 5, 5] = np.nan
     with pytest.raises(DataError, match="NaN"):
         crop_moving_clips(movie, (4, 8, 8))
+
+
+def test_rgb_data_for_a_grey_model_is_refused():
+    from napari_biogan.core.registry import get_family
+
+    video, images = get_family("savgan"), get_family("dcgan2d")
+    with pytest.raises(DataError, match="RGB"):
+        video.prepare_data(np.zeros((20, 40, 40, 3), np.uint8), video.default_config())
+    with pytest.raises(DataError, match="RGB"):
+        images.prepare_data(np.zeros((5, 32, 32, 3), np.uint8), images.default_config())

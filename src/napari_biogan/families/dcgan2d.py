@@ -184,6 +184,9 @@ def prepare_images(array, channels: int, size: tuple[int, ...]):
     if data.dtype.kind not in "uif" and data.dtype != bool:
         raise DataError(f"Images must be numeric, not {data.dtype}.")
     spatial = len(size)
+    if channels == 1 and data.ndim == spatial + 2 and data.shape[-1] in (3, 4) and min(data.shape[1:-1]) > 8:
+        raise DataError(f"These images look like RGB colour {tuple(data.shape)}; the model has one channel: "
+                        "convert them to grey, or set channels=3.")
     layout = _image_layout(data.shape, channels, spatial, tuple(np.shape(array)))
     if lazy:
         low, high = _scale_limits(sample_rows(data).astype(np.float32))

@@ -66,6 +66,9 @@ def prepare_videos(array, channels: int, size: tuple[int, int, int]):
     data = np.asarray(array)
     if data.dtype.kind not in "uif" and data.dtype != bool:
         raise DataError(f"Videos must be numeric, not {data.dtype}.")
+    if channels == 1 and data.ndim in (4, 5) and data.shape[-1] in (3, 4) and min(data.shape[-3:-1]) > 8:
+        raise DataError(f"These videos look like RGB colour {tuple(data.shape)}; the model is grey: "
+                        "convert them to one channel first.")
     if data.ndim == 3 and channels == 1:  # one time-lapse (T, Y, X): cut into windows below
         data = data[None]
     if data.ndim == 4 and channels == 1:
