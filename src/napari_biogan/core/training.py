@@ -302,10 +302,14 @@ def setup_training(family_name: str, sources: Any, settings: TrainSettings, *,
         if card.get("family") != family.name:
             raise FamilyMismatchError(f"{Path(resume).name} is a '{card.get('family')}' model, "
                                       f"not a '{family.name}' model; resume it with that family.")
-        if config_overrides:
-            raise DataError("A resumed run keeps the config it was started with; leave the config values out "
-                            f"({', '.join(config_overrides)}).")
         config = family.config_from_dict(card.get("config", {}))
+        if config_overrides:  # values equal to the run's own are fine (a form that still shows them)
+            asked = dataclasses.asdict(make_config(family, config_overrides))
+            kept = dataclasses.asdict(config)
+            changed = [k for k in config_overrides if k in kept and asked.get(k) != kept[k]]
+            if changed:
+                raise DataError("A resumed run keeps the config it was started with; leave out the changed "
+                                f"config values ({', '.join(changed)}).")
         prepared = family.prepare_data(load_training_inputs(family, config, sources), config)
         return Trainer.resume(resume, prepared, settings, device=device)
     config = make_config(family, config_overrides or {})
