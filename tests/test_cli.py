@@ -42,9 +42,9 @@ def test_train_then_resume(tmp_path, capsys):
     np.save(tmp_path / "x.npy", data)
     out = str(tmp_path / "m.safetensors")
     args = ["train", "--family", "dcgan2d", "--data", str(tmp_path / "x.npy"), "-o", out, "--batch-size", "4",
-            "--set", "base_width=8", "--set", "latent_dim=8", "--device", "cpu"]
-    assert main(args + ["--steps", "2"]) == 0
-    assert main(args + ["--steps", "3", "--resume", out]) == 0
+            "--device", "cpu"]
+    assert main(args + ["--steps", "2", "--set", "base_width=8", "--set", "latent_dim=8"]) == 0
+    assert main(args + ["--steps", "3", "--resume", out]) == 0  # a resumed run keeps its config
     assert GanModel.load(out).card["training_state"]["step"] == 3
     assert "finished at step 3" in capsys.readouterr().out
 
