@@ -63,6 +63,10 @@ class TiffPages:
     def __len__(self) -> int:
         return self._count
 
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
     def __getitem__(self, index) -> np.ndarray:
         rows = np.atleast_1d(np.asarray(index, dtype=np.int64))
         out = np.empty((len(rows), *self.page_shape), self.dtype)
@@ -87,6 +91,10 @@ class ZarrRows:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     def __getitem__(self, index) -> np.ndarray:
         rows = np.atleast_1d(np.asarray(index, dtype=np.int64))
