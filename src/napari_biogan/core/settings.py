@@ -21,6 +21,8 @@ _WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "o
 def parse_value(text: str) -> Any:
     """'3' -> 3, '2e-4' -> 0.0002, 'false' -> False, 'none' -> None, '0/0.9' or '0,0.9' -> (0, 0.9), else the text."""
     text = text.strip()
+    if text in ("()", "[]"):
+        return ()
     for sep in ("/", ","):
         if sep in text:
             return tuple(parse_value(part) for part in text.split(sep) if part.strip())
@@ -128,7 +130,7 @@ def check_hparams(family, values: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(default, float):
             checked[key] = _coerce(key, value, float)
         elif isinstance(default, (tuple, list)):
-            value = value if isinstance(value, tuple) else (value,)
+            value = () if value is None else value if isinstance(value, tuple) else (value,)
             if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
                 raise DataError(f"'{key}' takes numbers separated by '/', not {value!r}.")
             checked[key] = tuple(value)
@@ -147,7 +149,7 @@ def describe_hparams(family) -> str:
     """One line: the family's hyper-parameters with their defaults (``train --help``, tooltips)."""
     def show(value):
         if isinstance(value, (tuple, list)):
-            return "/".join(str(v) for v in value) or "(none)"
+            return "/".join(str(v) for v in value) or "()"
         return "none" if value is None else str(value)
 
     return ", ".join(f"{k}={show(v)}" for k, v in family.default_hparams().items())
