@@ -85,10 +85,13 @@ class ToyFamily(Family):
         return [Control("style", "class", choices=tuple(config.styles), default=0),
                 Control("gain", "attribute", minimum=-2.0, maximum=2.0, default=0.0, step=0.1)]
 
-    def encode(self, nets, config, source):
+    def prepare_source(self, config, source):
+        """Raw intensities -> [-1, 1] by each image's own percentiles (as prepare_data scales training)."""
         image = source["image"].float()
-        if image.ndim == 3:
-            image = image[:, None]
+        return {**source, "image": scale_images(image[:, None] if image.ndim == 3 else image)}
+
+    def encode(self, nets, config, source):
+        image = source["image"]
         return {"features": nets["encoder"](image), "image": image}
 
     def decode(self, nets, config, state, controls):
@@ -119,9 +122,8 @@ class ToyFamily(Family):
             raise DataError(f"The labels {labels.shape} do not match the images {image.shape}.")
         if labels.min() < 0 or labels.max() >= config.classes:
             raise DataError(f"Label values must be 0 to {config.classes - 1}; found {labels.min()} to {labels.max()}.")
-        low, high = np.percentile(image, [0.5, 99.5])
-        scaled = np.clip((image - low) / max(high - low, 1e-6), 0, 1) * 2 - 1
-        return TrainingData({"image": Field(torch.from_numpy(scaled.astype(np.float32)), spatial=2),
+        scaled = scale_images(torch.from_numpy(image))
+        return TrainingData({"image": Field(scaled, spatial=2),
                              "labels": Field(torch.from_numpy(labels.astype(np.int64)), spatial=2)})
 
     def preview_source(self, config, data, n, generator):
@@ -155,6 +157,16 @@ class ToyFamily(Family):
         head = real.head(n)
         predicted = model.run({"image": head["image"]}, precision="fp32")["labels"]
         return {"pixel_accuracy": float((predicted == head["labels"].numpy()).mean())}
+
+
+def scale_images(images):
+    """(N, C, Y, X) -> [-1, 1] by each image's 0.5 / 99.5 percentiles (the one scaling of this family)."""
+    import torch
+
+    flat = images.reshape(len(images), -1).float()
+    low = torch.quantile(flat, 0.005, dim=1)[:, None, None, None]
+    high = torch.quantile(flat, 0.995, dim=1)[:, None, None, None]
+    return ((images - low) / (high - low).clamp_min(1e-6)).clamp(0, 1) * 2 - 1
 
 
 def toy_pairs(n: int = 6, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

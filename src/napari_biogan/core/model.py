@@ -162,11 +162,20 @@ class Model:
         return Point({"latent": self.latents(n, seed)}, self.check_controls(controls),
                      {"seed": int(seed), "latent": LATENT_NOTE})
 
-    def encode(self, source: dict[str, Any], precision: str = "fp32", batch_size: int = 16) -> dict[str, "torch.Tensor"]:
-        """A source (named arrays, first axis samples) -> the family's point state, in chunks."""
+    def _prepared(self, source: dict[str, Any]) -> dict[str, "torch.Tensor"]:
+        """Named arrays -> tensors scaled by the family's :meth:`~Family.prepare_source` (whole images)."""
         import torch
 
         tensors = {k: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v) for k, v in source.items()}
+        if getattr(source, "prepared", False):
+            return tensors
+        return self.family.prepare_source(self.config, tensors)
+
+    def encode(self, source: dict[str, Any], precision: str = "fp32", batch_size: int = 16) -> dict[str, "torch.Tensor"]:
+        """A source (named arrays as the user has them, first axis samples) -> the family's point state, in chunks."""
+        import torch
+
+        tensors = self._prepared(source)
         n = _batch_len(tensors)
         parts = []
         with torch.inference_mode(), inference_precision(self.device, precision):
@@ -241,11 +250,12 @@ class Model:
         if len(spatial) != 1:
             raise DataError(f"The '{self.family.name}' family runs from no single image, so it cannot be tiled.")
         key = spatial[0]
-        image = torch.as_tensor(np.asarray(source[key], dtype=np.float32))
-        others = {k: v for k, v in source.items() if k != key}
+        prepared = self._prepared(source)  # scaled as a whole: tiles must not rescale themselves
+        image = prepared[key].float()
+        others = {k: v for k, v in prepared.items() if k != key}
 
         def one_tile(crop):
-            state = self.encode({key: crop, **others}, precision=precision, batch_size=len(crop))
+            state = self.encode(_Prepared({key: crop, **others}), precision=precision, batch_size=len(crop))
             return self._decode_chunks(state, controls, precision, len(crop), None)
 
         return run_tiled(one_tile, image, tile, overlap, progress)
@@ -301,6 +311,12 @@ class Model:
 
 #: the name every earlier script and test used
 GanModel = Model
+
+
+class _Prepared(dict):
+    """A source already scaled by ``prepare_source`` (tiles of a prepared image)."""
+
+    prepared = True
 
 
 def convert_output(kind: str, tensor: "torch.Tensor") -> np.ndarray:

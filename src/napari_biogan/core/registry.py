@@ -29,6 +29,7 @@ FAMILY_MODULES: list[str] = [
     "napari_biogan.families.dcgan2d",
     "napari_biogan.families.savgan",
     "napari_biogan.families.tganv2",
+    "napari_biogan.families.segmentation",
 ]
 
 _FAMILIES: dict[str, type["Family"]] = {}
@@ -105,8 +106,17 @@ class Family(ABC):
 
         return torch.randn(n, self.latent_dim(config), generator=generator)
 
+    def prepare_source(self, config, source: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        """Raw run inputs as the user has them (a layer's intensities) -> the scale the networks expect.
+
+        Called once on the WHOLE source before any tiling or chunking, so a tiled run
+        sees the same scaling as an untiled one; use the same scaling as
+        :meth:`prepare_data` gives training. Default: unchanged.
+        """
+        return dict(source)
+
     def encode(self, nets, config, source: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
-        """A source (named tensors, first axis samples) -> a point state; default: the source itself."""
+        """A prepared source (named tensors, first axis samples) -> a point state; default: the source itself."""
         return dict(source)
 
     def decode(self, nets, config, state: dict[str, "torch.Tensor"],
