@@ -1,11 +1,12 @@
 """napari layers <-> our TIFFs: the npe2 writer and reader, and generated samples as layer data.
 
-No Qt here. A generated array (N, C, *sample_axes) becomes one image layer per
-channel with named axes and the provenance in ``metadata["napari_biogan"]``;
-File > Save Layers writes the same ImageJ hyperstack with provenance as the
-Export widget (core/export.py), and the reader opens such a file back into the
-same layers, provenance included. TIFFs without our provenance are left to
-napari's own reader.
+No Qt here. A model's outputs become layers by kind (:func:`output_layers`): an
+image output one image layer per channel, a signed map a diverging overlay, a labels
+output a Labels layer; each with named axes and the provenance in
+``metadata["napari_biogan"]``. File > Save Layers writes the same ImageJ hyperstack
+with provenance as the Export widget (core/export.py; Labels layers as integer
+labels files), and the reader opens such a file back into the same kind of layer,
+provenance included. TIFFs without our provenance are left to napari's own reader.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .core.errors import DataError
-from .core.export import PROVENANCE_KEY, read_provenance, write_tiff
+from .core.export import LABELS_DTYPE, PROVENANCE_KEY, read_provenance, write_tiff
 
 LayerData = tuple[Any, dict[str, Any], str]
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -145,19 +146,57 @@ def _colormap_name(meta: dict[str, Any]) -> str:
     return getattr(cmap, "name", cmap) if not isinstance(cmap, dict) else cmap.get("name", "gray")
 
 
+def labels_stack(data: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, str, dict[str, Any]]:
+    """A Labels layer -> (integer array, axes, provenance) for :func:`core.export.write_tiff` "labels"."""
+    data = np.asarray(data)
+    axes = layer_axes(data, meta)
+    if "C" in axes:
+        raise DataError("A Labels layer with a channel axis cannot be saved; labels have no channels.")
+    ours = (meta.get("metadata") or {}).get(PROVENANCE_KEY) or {}
+    provenance = {k: v for k, v in ours.items() if k not in ("axes", "channel", "channels")}
+    provenance["layers"] = [str(meta.get("name", "labels"))]
+    return data, axes, provenance
+
+
 # -- npe2 writer ---------------------------------------------------------------------------------------
 
+def file_contents(layer_data: Sequence[LayerData],
+                  dtype: str = "float32") -> tuple[np.ndarray, str, dict[str, Any], str]:
+    """Layers saved together -> (array, axes, provenance, dtype) for :func:`core.export.write_tiff`.
+
+    Image layers of one shape become channels of one file in ``dtype``; a signed map
+    is always float32 (uint16 would clamp its negative values); one Labels layer is
+    written as labels. Labels and images do not mix in one file.
+    """
+    kinds = {kind for _, _, kind in layer_data}
+    if "labels" in kinds and kinds - {"labels"}:
+        raise DataError("Save labels and images to separate files.")
+    if "labels" in kinds:
+        if len(layer_data) > 1:
+            raise DataError("Save one Labels layer per file.")
+        data, axes, provenance = labels_stack(layer_data[0][0], layer_data[0][1])
+        return data, axes, provenance, LABELS_DTYPE
+    stack, axes, provenance = stack_layers(layer_data)
+    if provenance.get("output_kind") == "signed":
+        dtype = "float32"
+    return np.asarray(stack, dtype=np.float32), axes, provenance, dtype
+
+
 def write_layers(path: str, layer_data: list[LayerData]) -> list[str]:
-    """npe2 writer: image layers -> one ImageJ TIFF with provenance (float32).
+    """npe2 writer: image layers -> one ImageJ TIFF with provenance (float32); one Labels layer ->
+    a labels TIFF (integers as they are).
 
     napari's Save dialog has already asked before replacing a file, so this overwrites.
     """
-    stack, axes, provenance = stack_layers(layer_data)
+    data, axes, provenance, dtype = file_contents(layer_data)
     if Path(path).suffix.lower() not in TIFF_SUFFIXES:
         path = f"{path}.tif"
-    written = write_tiff(path, np.asarray(stack, dtype=np.float32), axes, provenance, dtype="float32",
-                         overwrite=True)
-    return [str(written)]
+    return [str(write_tiff(path, data, axes, provenance, dtype=dtype, overwrite=True))]
+
+
+def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """npe2 writer for one Labels layer (npe2 calls a one-layer writer with data and meta, not a list)."""
+    return write_layers(path, [(data, meta, "labels")])
 
 
 # -- npe2 reader -----------------------------------------------------------------------------------------
@@ -179,54 +218,38 @@ def get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None
 
 
 def read_tiff(path: str | list[str]) -> list[LayerData]:
-    """Our TIFF -> one image layer per channel, with the provenance as layer metadata."""
-    import tifffile
+    """Our TIFF -> the layers it was saved from, provenance as layer metadata.
+
+    Images give one image layer per channel; a signed map (provenance ``output_kind``
+    "signed") an image layer with a diverging colormap and symmetric contrast; a labels
+    file (``layer_type`` "labels") a Labels layer with its class names.
+    """
+    from .core.contract import IMAGE, LABELS, SIGNED, Channel, Output
+    from .core.export import read_labels
+    from .data.tiff_io import read_tiff as read_any_tiff
 
     if isinstance(path, (list, tuple)):
         path = path[0]
     provenance = read_provenance(path)
-    try:
-        with tifffile.TiffFile(path) as tif:
-            stack = tif.asarray(squeeze=False)  # ImageJ: T, Z, C, Y, X, S
-    except (OSError, ValueError, tifffile.TiffFileError) as err:
-        raise DataError(f"Cannot read {Path(path).name} as a TIFF file.") from err
-    images, axes = from_hyperstack(stack, str(provenance.get("axes_in", "")))
-    if provenance.get("dtype") == "uint16" and images.dtype == np.uint16:
-        images = images.astype(np.float32) / 65535.0  # back to the generator's [0, 1]
-    if "C" not in axes:
-        images, axes = images[np.newaxis], "C" + axes
-    n_channels = images.shape[axes.index("C")]
+    data, axes = read_any_tiff(path)  # memory and damage checks; our files come back in their written axes
+    if provenance.get("layer_type") == LABELS or provenance.get("dtype") == LABELS_DTYPE:
+        kind = LABELS
+        data = read_labels(data)
+    else:
+        kind = SIGNED if provenance.get("output_kind") == SIGNED else IMAGE
+        if provenance.get("dtype") == "uint16" and data.dtype == np.uint16:
+            data = data.astype(np.float32) / 65535.0  # back to the generator's [0, 1]
+        # the channel axis first: output_layers splits "C" + the other axes
+        data, axes = (np.moveaxis(data, axes.index("C"), 0), "C" + axes.replace("C", "")) if "C" in axes \
+            else (data[np.newaxis], "C" + axes)
     listed = list(provenance.get("channels") or [])
-    channels = [_Channel(str(c.get("name", f"channel {i}")), str(c.get("colormap", "gray")))
+    n_channels = data.shape[0] if kind != LABELS else 0
+    fallback = "PiYG" if kind == SIGNED else "gray"
+    channels = [Channel(str(c.get("name", f"channel {i}")), str(c.get("colormap", fallback)))
                 for i, c in enumerate(listed[:n_channels])]
-    channels += [_Channel(f"channel {i}", "gray") for i in range(len(channels), n_channels)]
+    channels += [Channel(f"channel {i}", fallback) for i in range(len(channels), n_channels)]
+    spec = Output(str(provenance.get("output", "image")), kind, tuple(channels) or (Channel("image"),),
+                  tuple(str(c) for c in provenance.get("classes") or ()))
     clean = {k: v for k, v in provenance.items() if k not in ("axes_in", "layers")}
     clean["source_file"] = str(path)
-    return sample_layers(images, channels, axes, Path(path).stem, clean)
-
-
-def from_hyperstack(stack: np.ndarray, axes_in: str) -> tuple[np.ndarray, str]:
-    """Undo :func:`core.export.to_hyperstack`: a TZCYX stack back to the axes it was written with."""
-    axes_in = axes_in.upper()
-    hyper = "TZCYX"
-    if stack.ndim == len(hyper) + 1 and stack.shape[-1] == 1:  # the samples-per-pixel axis
-        stack = stack[..., 0]
-    if stack.ndim != len(hyper) or not axes_in or not axes_in.endswith("YX"):
-        squeezed = np.squeeze(stack)
-        guesses = {2: "YX", 3: "NYX", 4: "NTYX", 5: "NTZYX"}
-        if squeezed.ndim not in guesses:
-            raise DataError(f"Cannot tell the axes of a TIFF of shape {stack.shape}.")
-        return squeezed, guesses[squeezed.ndim]
-    named = "".join({"N": "T" if "T" not in axes_in else "Z"}.get(a, a) for a in axes_in)
-    keep = [hyper.index(a) for a in named]
-    drop = tuple(i for i in range(len(hyper)) if i not in keep)
-    if any(stack.shape[i] != 1 for i in drop):
-        raise DataError(f"The TIFF's shape {stack.shape} does not match its recorded axes '{axes_in}'.")
-    data = np.squeeze(stack, axis=drop)
-    order = sorted(keep)  # axes left after squeezing, in TZCYX order
-    return np.transpose(data, [order.index(i) for i in keep]), axes_in
-
-
-class _Channel:
-    def __init__(self, name: str, colormap: str):
-        self.name, self.colormap = name, colormap
+    return output_layers({spec.name: data}, [spec], "", axes.replace("C", ""), Path(path).stem, clean)

@@ -95,3 +95,73 @@ def test_save_layers_and_open_with_the_plugin(make_napari_viewer, wait_workers, 
     np.testing.assert_array_equal(back.data, layer.data)
     assert tuple(back.axis_labels) == ("N", "Y", "X")
     assert back.metadata[PROVENANCE_KEY]["seed"] == 3
+
+
+def _toy_outputs(make_napari_viewer, wait_workers):
+    """A viewer with the toy family's three outputs of a 'cells' image layer (Generate widget)."""
+    from toy_family import toy_pairs
+
+    viewer = make_napari_viewer()
+    session_for(viewer).set_model(GanModel.new("toy-seg"))
+    viewer.add_image(toy_pairs(2, 24)[0], name="cells")
+    gen, export = GenerateWidget(viewer), ExportWidget(viewer)
+    viewer.window.add_dock_widget(gen)
+    viewer.window.add_dock_widget(export)
+    gen.generate_button.click()
+    wait_workers(gen)
+    return viewer, export, {layer.name.rsplit(" ", 1)[-1]: layer for layer in gen.last_layers}
+
+
+def test_export_a_labels_layer_and_open_it_with_the_plugin(make_napari_viewer, wait_workers, notifications,
+                                                          tmp_path):
+    from napari.layers import Labels
+
+    from napari_biogan.io import get_reader
+
+    viewer, export, layers = _toy_outputs(make_napari_viewer, wait_workers)
+    labels = layers["labels"]
+    assert isinstance(labels, Labels)
+    # labels and images do not share a file
+    viewer.layers.selection = {labels, layers["edited"]}
+    export.output_row.set_path(tmp_path / "mixed.tif")
+    export.export_button.click()
+    assert any("Save labels and images to separate files" in str(n.message) for n in notifications)
+    assert not (tmp_path / "mixed.tif").exists()
+    viewer.layers.selection = {labels}
+    out = tmp_path / "labels.tif"
+    export.output_row.set_path(out)
+    export.dtype_combo.setCurrentText("uint16")  # labels are written as integers whatever is chosen
+    export.export_button.click()
+    wait_workers(export)
+    assert export.written == str(out)
+    (data, meta, kind), = get_reader(str(out))(str(out))
+    assert kind == "labels" and data.dtype.kind in "iu"
+    np.testing.assert_array_equal(data, labels.data)
+    ours, back = labels.metadata[PROVENANCE_KEY], meta["metadata"][PROVENANCE_KEY]
+    assert {k: back[k] for k in ours if k != "axes"} == {k: v for k, v in ours.items() if k != "axes"}
+    assert back["layer_type"] == "labels" and back["axes"] == "NYX"
+    opened, = viewer.open(str(out), plugin="napari-biogan")
+    assert isinstance(opened, Labels) and tuple(opened.axis_labels) == ("N", "Y", "X")
+    # File > Save Layers with one Labels layer picks the plugin's labels writer
+    saved = viewer.layers.save(str(tmp_path / "saved.tif"), selected=True, plugin="napari-biogan")
+    assert saved == [str(tmp_path / "saved.tif")] and read_provenance(saved[0])["layer_type"] == "labels"
+
+
+def test_fresh_samples_need_a_seeded_model(make_napari_viewer, wait_workers, notifications, tmp_path):
+    viewer, export, _ = _toy_outputs(make_napari_viewer, wait_workers)
+    assert set(export.controls_box.editors) == {"style", "gain"}
+    export.from_model.setChecked(True)
+    export.output_row.set_path(tmp_path / "fresh.tif")
+    export.export_button.click()
+    wait_workers(export)
+    messages = [str(n.message) for n in notifications]
+    assert any("from its 'image' input, not from a seed" in m for m in messages), messages
+    assert not list(tmp_path.iterdir())
+
+
+def test_several_outputs_go_to_one_file_each(tmp_path):
+    from napari_biogan._qt.export_widget import output_paths
+
+    assert output_paths(str(tmp_path / "x.tif"), ["image"]) == {"image": tmp_path / "x.tif"}
+    assert output_paths(str(tmp_path / "x.tif"), ["edited", "labels"]) == {
+        "edited": tmp_path / "x_edited.tif", "labels": tmp_path / "x_labels.tif"}

@@ -1,51 +1,86 @@
-"""Export dock widget: selected layers or fresh samples to an ImageJ TIFF with provenance."""
+"""Export dock widget: selected layers or fresh samples to ImageJ TIFFs with provenance."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from napari.layers import Image
-from napari.utils import progress
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QPushButton, QRadioButton, QSpinBox,
-                            QWidget)
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QPushButton, QRadioButton, QWidget
 
 from ..core.export import DTYPES
-from ._common import PathRow, SessionWidget, notify, report_error
-from .generate_widget import LATENT_NOTE, generate_samples, provenance_for
+from ._common import PathRow, ProgressTask, SessionWidget, notify, report_error
+from .generate_widget import ControlsGroup, run_model, spin
 
 
 def layer_tuple(layer) -> tuple[Any, dict[str, Any], str]:
-    """A napari image layer as (data, meta, "image"), the form the npe2 writer receives (data copied)."""
-    cmap = getattr(layer.colormap, "name", "gray")
+    """A napari Image or Labels layer as (data, meta, kind), the form the npe2 writer receives (data copied)."""
     # a copy: the file is written on another thread while the layer may change (Explore updates in place)
-    return (np.array(layer.data), {"name": layer.name, "metadata": dict(layer.metadata),
-                                     "axis_labels": tuple(layer.axis_labels), "rgb": bool(layer.rgb),
-                                     "colormap": cmap}, "image")
+    meta = {"name": layer.name, "metadata": dict(layer.metadata), "axis_labels": tuple(layer.axis_labels)}
+    if isinstance(layer, Labels):
+        return np.array(layer.data), meta, "labels"
+    meta.update(rgb=bool(layer.rgb), colormap=getattr(layer.colormap, "name", "gray"))
+    return np.array(layer.data), meta, "image"
 
 
 def write_stack(path: str, stack: np.ndarray, axes: str, provenance: dict[str, Any], dtype: str,
-                overwrite: bool) -> str:
+                overwrite: bool) -> list[str]:
     from ..core.export import write_tiff
 
-    return str(write_tiff(path, stack, axes, provenance, dtype=dtype, overwrite=overwrite))
+    return [str(write_tiff(path, stack, axes, provenance, dtype=dtype, overwrite=overwrite))]
+
+
+def output_paths(path: str, names: list[str]) -> dict[str, Path]:
+    """Where each output goes: ``path`` for a single output, else ``NAME_<output>.tif`` beside it."""
+    path = Path(path)
+    if len(names) == 1:
+        return {names[0]: path}
+    return {name: path.with_name(f"{path.stem}_{name}{path.suffix}") for name in names}
 
 
 def write_fresh(model, n: int, seed: int, precision: str, device: str, path: str, dtype: str,
-                overwrite: bool):
-    """Worker: generate ``n`` samples (yielding progress) and write them."""
-    from ..core.export import write_tiff
+                overwrite: bool, controls: dict[str, Any] | None = None):
+    """Worker: generate ``n`` samples of every output (yielding progress) and write a file per output."""
+    from ..core.contract import LABELS, SIGNED
+    from ..core.atomic import exists_message
+    from ..core.errors import DataError, OutputExistsError
+    from ..core.export import LABELS_DTYPE, write_tiff
+    from ..core.model import LATENT_NOTE
+    from ..core.provenance import provenance
+    from .generate_widget import load_default_model
 
-    if Path(path).exists() and not overwrite:  # refuse before spending time on generation
-        from ..core.errors import OutputExistsError
-
-        raise OutputExistsError(f"{path} already exists; choose another name or allow overwriting.")
-    model, images = yield from generate_samples(model, n, seed, precision, device)
-    provenance = provenance_for(model, seed=seed, n=n, latent=LATENT_NOTE, precision=precision,
-                                channels=[{"name": c.name, "colormap": c.colormap} for c in model.channels])
-    axes = "NC" + "".join(model.family.sample_axes)
-    return str(write_tiff(path, images, axes, provenance, dtype=dtype, overwrite=overwrite))
+    if model is None:
+        model = load_default_model(device)
+    if not model.has_latent:
+        names = " and ".join(f"'{spec.name}'" for spec in model.run_inputs())
+        raise DataError(f"A '{model.family.name}' model makes its outputs from its {names} input, not from a "
+                        "seed; run it on a layer with Generate and export the layers.")
+    specs = {spec.name: spec for spec in model.outputs}
+    paths = output_paths(path, list(specs))
+    taken = [p for p in paths.values() if os.path.lexists(p)]
+    if taken and not overwrite:  # refuse before spending time on generation
+        raise OutputExistsError(exists_message(taken[0]))
+    request = {"n": n, "seed": seed, "controls": controls}
+    model, outputs = yield from run_model(model, request, precision, device)
+    sample_axes = "".join(model.family.sample_axes)
+    written = []
+    for name, data in outputs.items():
+        spec = specs.get(name)
+        if spec is None:
+            continue
+        extra: dict[str, Any] = {"output": name, "output_kind": spec.kind}
+        if spec.kind == LABELS:
+            axes, kind_dtype, extra["classes"] = "N" + sample_axes, LABELS_DTYPE, list(spec.classes)
+        else:
+            # a signed map is never clamped (uint16 would cut its negative values)
+            axes, kind_dtype = "NC" + sample_axes, "float32" if spec.kind == SIGNED else dtype
+            extra["channels"] = [{"name": c.name, "colormap": c.colormap} for c in spec.channels]
+        record = provenance(model, seed=seed, n=n, latent=LATENT_NOTE, precision=precision,
+                            controls=dict(controls or {}) or None, **extra)
+        written.append(str(write_tiff(paths[name], data, axes, record, dtype=kind_dtype, overwrite=overwrite)))
+    return written
 
 
 class ExportWidget(SessionWidget):
@@ -59,18 +94,20 @@ class ExportWidget(SessionWidget):
         form.addRow(self.from_layers)
         self.from_model = QRadioButton("Fresh samples of the current model")
         form.addRow(self.from_model)
-        self.n_spin = QSpinBox()
-        self.n_spin.setRange(1, 100_000)
-        self.n_spin.setValue(16)
+        self.n_spin = spin(1, 100_000, 16)
         form.addRow("Samples (N)", self.n_spin)
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin = spin(0, 2**31 - 1, 0)
         form.addRow("Seed", self.seed_spin)
+        self.layout().addLayout(form)
+        self.controls_box = ControlsGroup()
+        self.layout().addWidget(self.controls_box)
+        form = QFormLayout()
         self.output_row = PathRow("save", "TIFF (*.tif *.tiff)", "output .tif")
         form.addRow("Output", self.output_row)
         self.dtype_combo = QComboBox()
         self.dtype_combo.addItems(DTYPES)
-        self.dtype_combo.setToolTip("uint16 scales [0, 1] to 0..65535 (the scale is in the provenance)")
+        self.dtype_combo.setToolTip("uint16 scales [0, 1] to 0..65535 (the scale is in the provenance); "
+                                    "labels are written as integers and signed maps as float32 whatever is chosen")
         form.addRow("Pixel type", self.dtype_combo)
         self.overwrite_check = QCheckBox("Overwrite an existing file")
         form.addRow(self.overwrite_check)
@@ -81,20 +118,27 @@ class ExportWidget(SessionWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.layout().addWidget(self.status)
-        #: the file written by the last export
+        #: the first file written by the last export, and all of them (fresh samples: one per output)
         self.written: str | None = None
+        self.written_files: list[str] = []
+        self._task: ProgressTask | None = None
         self.from_model.toggled.connect(self._toggle)
+        self._on_model_changed(self.session.model)
+
+    def _on_model_changed(self, model) -> None:
+        self.controls_box.set_controls(model.controls if model is not None else ())
         self._toggle()
 
     def _toggle(self, *_) -> None:
         fresh = self.from_model.isChecked()
         self.n_spin.setEnabled(fresh)
         self.seed_spin.setEnabled(fresh)
+        self.controls_box.setEnabled(fresh)
 
     def export(self) -> None:
         """Write the chosen layers or samples (in a worker); never replaces a file unless allowed."""
         from ..core.errors import BioGanError, DataError
-        from ..io import stack_layers
+        from ..io import file_contents
 
         path = self.output_row.path()
         dtype, overwrite = self.dtype_combo.currentText(), self.overwrite_check.isChecked()
@@ -105,28 +149,43 @@ class ExportWidget(SessionWidget):
                 path += ".tif"
             if self.from_model.isChecked():
                 worker_args = (write_fresh, self.session.model, self.n_spin.value(), self.seed_spin.value(),
-                               "fp32", self.session.device, path, dtype, overwrite)
+                               "fp32", self.session.device, path, dtype, overwrite, self.controls_box.values())
             else:
-                layers = [layer for layer in self.viewer.layers.selection if isinstance(layer, Image)]
+                layers = [layer for layer in self.viewer.layers.selection if isinstance(layer, (Image, Labels))]
                 if not layers:
-                    raise DataError("Select one or more image layers to export.")
+                    raise DataError("Select one or more image layers (or one Labels layer) to export.")
                 layers.sort(key=lambda layer: self.viewer.layers.index(layer))
-                stack, axes, provenance = stack_layers([layer_tuple(layer) for layer in layers])
+                # the npe2 writer's path: the same file from File > Save Layers and from here
+                stack, axes, provenance, dtype = file_contents([layer_tuple(layer) for layer in layers], dtype)
                 worker_args = (write_stack, path, stack, axes, provenance, dtype, overwrite)
         except BioGanError as err:
-            report_error(err, "Export")
-            self.status.setText(str(err))
+            self.status.setText(report_error(err, "Export"))
             return
         self.export_button.setEnabled(False)
         self.status.setText(f"Writing {Path(path).name}...")
-        total = self.n_spin.value() if self.from_model.isChecked() else 0
-        bar = progress(total=total or None, desc=f"Exporting {Path(path).name}")
+        description = f"Exporting {Path(path).name}"
+        # fresh samples: the worker's first step gives the total; layers: a busy bar while writing
+        fresh = self.from_model.isChecked()
+        self._task = None if fresh else ProgressTask(None, description)
         self.run_worker(*worker_args, action="Export", on_return=self._written,
-                        on_yield=(lambda done: bar.update(done - bar.n)) if total else None,
-                        on_error=lambda err: self.status.setText(str(err)),
-                        on_done=lambda: (bar.close(), self.export_button.setEnabled(True)))
+                        on_yield=(lambda step: self._progress(step, description)) if fresh else None,
+                        on_error=lambda err: self.status.setText(str(err)), on_done=self._done)
 
-    def _written(self, path: str) -> None:
-        self.written = path
-        self.status.setText(f"Wrote {path}.")
-        notify(f"Wrote {path}.")
+    def _progress(self, step: tuple[int, int], description: str) -> None:
+        done, total = step
+        if self._task is None:
+            self._task = ProgressTask(total, description)
+        self._task.update(done)
+
+    def _done(self) -> None:
+        if self._task is not None:
+            self._task.close()
+            self._task = None
+        self.export_button.setEnabled(True)
+
+    def _written(self, paths: list[str]) -> None:
+        self.written_files = list(paths)
+        self.written = paths[0] if paths else None
+        message = f"Wrote {', '.join(paths)}."
+        self.status.setText(message)
+        notify(message)

@@ -14,7 +14,10 @@ from .atomic import exists_message, write_atomically
 from .errors import DataError, OutputExistsError
 
 PROVENANCE_KEY = "napari_biogan"
-DTYPES = ("float32", "uint16")
+DTYPES = ("float32", "uint16")  # pixel types of image exports (the Export widget's choices)
+LABELS_DTYPE = "labels"  # integer class maps, written as they are (never scaled)
+#: ImageJ stores no int32: larger label values go in float32, which holds whole numbers exactly up to 2**24
+MAX_LABEL = 2 ** 24
 
 
 def to_hyperstack(data: np.ndarray, axes: str) -> np.ndarray:
@@ -57,24 +60,30 @@ def from_hyperstack(stack: np.ndarray, axes_in: str, name: str = "The TIFF") -> 
 
 def write_tiff(path: str | os.PathLike, data: np.ndarray, axes: str, provenance: dict[str, Any],
                dtype: str = "float32", overwrite: bool = False) -> Path:
-    """Write ``data`` (values in [0, 1]) as an ImageJ hyperstack with provenance.
+    """Write ``data`` as an ImageJ hyperstack with provenance.
 
-    dtype "uint16" scales [0, 1] to 0..65535; the scale is written in the provenance.
-    The file appears whole or not at all, and never replaces an existing file unless
-    ``overwrite`` (see :mod:`.atomic`).
+    dtype "float32" writes values as they are ([0, 1] for images, signed maps
+    unclamped); "uint16" scales [0, 1] to 0..65535 (the scale is written in the
+    provenance); "labels" writes whole non-negative class values as they are, in the
+    smallest type ImageJ stores (uint8, uint16, else float32 holding whole numbers) and
+    records ``"layer_type": "labels"``. The file appears whole or not at all, and never
+    replaces an existing file unless ``overwrite`` (see :mod:`.atomic`).
     """
     import tifffile
 
     path = Path(path)
     if not overwrite and os.path.lexists(path):  # before converting: refuse without doing the work
         raise OutputExistsError(exists_message(path))
-    if dtype not in DTYPES:
-        raise DataError(f"Unknown export type '{dtype}'; choose one of {', '.join(DTYPES)}.")
-    stack = to_hyperstack(np.asarray(data, dtype=np.float32), axes)
+    if dtype not in (*DTYPES, LABELS_DTYPE):
+        raise DataError(f"Unknown export type '{dtype}'; choose one of {', '.join((*DTYPES, LABELS_DTYPE))}.")
+    info = {**provenance, "package_version": __version__, "axes_in": axes.upper(), "dtype": dtype}
+    if dtype == LABELS_DTYPE:
+        stack = to_hyperstack(label_values(data), axes)
+        info.update(layer_type="labels", stored_as=str(stack.dtype))
+    else:
+        stack = to_hyperstack(np.asarray(data, dtype=np.float32), axes)
     if dtype == "uint16":
         stack = np.round(np.clip(stack, 0.0, 1.0) * 65535).astype(np.uint16)
-    info = {**provenance, "package_version": __version__, "axes_in": axes.upper(), "dtype": dtype}
-    if dtype == "uint16":
         info["scale"] = "value / 65535 = generator output in [0, 1]"
     metadata = {"axes": "TZCYX", "Info": json.dumps(info), PROVENANCE_KEY: json.dumps(info)}
 
@@ -82,6 +91,38 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, axes: str, provenance:
         tifffile.imwrite(handle, stack, imagej=True, metadata=metadata)
 
     return write_atomically(path, write, overwrite=overwrite)
+
+
+def label_values(data: np.ndarray) -> np.ndarray:
+    """Class values as the smallest type ImageJ stores them in: uint8, uint16, else float32.
+
+    DataError for negative or fractional values, and for values float32 cannot hold exactly.
+    """
+    data = np.asarray(data)
+    if data.dtype == bool:
+        return data.astype(np.uint8)
+    if data.dtype.kind not in "uif":
+        raise DataError(f"Labels must be whole numbers, not {data.dtype} values.")
+    if data.size == 0:
+        raise DataError("There are no labels to write.")
+    if data.dtype.kind == "f" and not (np.isfinite(data).all() and np.array_equal(data, np.round(data))):
+        raise DataError("Labels must be whole numbers; these have fractional or missing values.")
+    low, high = data.min(), data.max()
+    if low < 0:
+        raise DataError(f"Labels must be 0 or more; the smallest here is {low:g}.")
+    if high <= np.iinfo(np.uint8).max:
+        return data.astype(np.uint8)
+    if high <= np.iinfo(np.uint16).max:
+        return data.astype(np.uint16)
+    if high <= MAX_LABEL:
+        return data.astype(np.float32)
+    raise DataError(f"Label values up to {MAX_LABEL:,} fit an ImageJ TIFF; the largest here is {high:g}.")
+
+
+def read_labels(data: np.ndarray) -> np.ndarray:
+    """Stored labels back as integers (float32 storage holds whole numbers; see :func:`label_values`)."""
+    data = np.asarray(data)
+    return data.astype(np.int32) if data.dtype.kind == "f" else data
 
 
 def provenance_of(tif) -> dict[str, Any]:
