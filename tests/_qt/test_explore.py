@@ -41,8 +41,8 @@ def test_slider_drag_updates_the_layer_and_skips_stale_renders(make_napari_viewe
     # the layer shows the LAST slider position, exactly as the core renders it
     expected = model.render(widget.current_latent(), precision="fp32")[0, 0]
     np.testing.assert_array_equal(layer.data, expected)
-    prov = layer.metadata[PROVENANCE_KEY]
-    assert prov["directions"][0] == 3.0 and len(prov["latent"]) == 64
+    point = layer.metadata[PROVENANCE_KEY]["point"]  # the rendered Point, described
+    assert point["origin"]["directions"][0] == 3.0 and len(point["state"]["latent"]) == 64
 
 
 def test_seed_changes_the_sample_and_reset_restores_it(make_napari_viewer, qtbot, tiny_model_file):
@@ -78,6 +78,6 @@ def test_keyframe_path_layer(make_napari_viewer, qtbot, tiny_model_file):
     assert tuple(path.axis_labels) == ("T", "Y", "X")
     # the path starts and ends on the keyframes
     np.testing.assert_allclose(path.data[0], model.sample(1, seed=0, precision="fp32")[0, 0], atol=1e-5)
-    np.testing.assert_allclose(path.data[-1], model.render(widget.keyframes[-1], precision="fp32")[0, 0],
-                               atol=1e-5)
+    last = widget.keyframes[-1].state["latent"]  # keyframes are Points
+    np.testing.assert_allclose(path.data[-1], model.render(last, precision="fp32")[0, 0], atol=1e-5)
     assert len(path.metadata[PROVENANCE_KEY]["keyframes"]) == 3

@@ -1,81 +1,67 @@
-"""Explore dock widget: seed, GANSpace direction sliders and family controls re-render one layer live.
+"""Explore dock widget: one point of the current model, re-rendered live as its sliders move.
 
-Every change submits a request to ONE long-lived :class:`core.render.LatestOnlyRenderer`
-thread, which renders only the newest request; its results come back to the
-main thread through a queued Qt signal and replace the layer's data there.
+Written once against the model contract (core/contract.py). The source is a seed
+(a family with a latent input), an image layer's current sample (encoded ONCE in a
+worker and cached), or a latent fitted to a layer. The family's controls, and
+GANSpace principal directions where there is a latent, move the point. Every change
+submits a request to ONE long-lived :class:`core.render.LatestOnlyRenderer` thread,
+which renders only the newest request and builds the layer tuples; the results come
+back through a queued Qt signal and overwrite the explore layers in place (no dims
+update on a slider change). Keyframes are points; a path through them renders in a worker.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
 from typing import Any
 
+import numpy as np
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
-                            QWidget)
+from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
-from ..core.render import LatestOnlyRenderer, match_torch_threads
-from ._common import PRECISIONS, SessionWidget, add_layers, report_error
-from .controls import ControlWidget, FloatSlider
-from .generate_widget import load_default_model, provenance_for
+from ..core.contract import IMAGE, LATENT, Point
+from ..core.errors import BioGanError, DataError
+from ..core.render import LatestOnlyRenderer
+from ._common import PRECISIONS, ImageLayerPicker, ProgressTask, SessionWidget, add_layers, report_error
+from .controls import ControlWidget, DirectionSliders, KeyframeList
+from .explore_work import (DEFAULT_DIRECTIONS, INTERPOLATION, LAYER_NAME, MAX_DIRECTIONS, PATH_BATCH,  # noqa: F401
+                           PATH_LAYER_NAME, ExploreRequest, compute_directions, encode_sample, fit_sample,
+                           load_default_model, render_path, render_request, sample_index, unit_range)
 
-MAX_DIRECTIONS = 12  # directions computed per model; the widget shows the first k
-DEFAULT_DIRECTIONS = 5
-GANSPACE_SAMPLES = 512
-LAYER_NAME = "explore"
-PATH_LAYER_NAME = "explore path"
-
-
-@dataclass
-class ExploreRequest:
-    """One render: everything the render thread needs, read on the main thread."""
-
-    model: Any
-    z: Any  # torch.Tensor (1, *latent)
-    condition: Any
-    precision: str
-    settings: dict[str, Any]
-
-
-def render_request(request: ExploreRequest):
-    """Runs on the render thread: (1, C, *sample_axes) in [0, 1]."""
-    match_torch_threads()
-    return request.model.render(request.z, request.condition, precision=request.precision)
-
-
-def compute_directions(model):
-    from ..core.latent import gan_space
-
-    match_torch_threads()
-    return model, gan_space(model, n=GANSPACE_SAMPLES, k=MAX_DIRECTIONS, seed=0)
-
-
-def render_path(model, keyframes: list, steps: int, condition, precision: str):
-    """Worker: a slerp path through the keyframes' latents, rendered (P, C, *sample_axes)."""
-    from ..core.latent import keyframe_path
-
-    match_torch_threads()
-    path = keyframe_path([z.reshape(-1) for z in keyframes], steps, "slerp")
-    latents = path.reshape(len(path), *keyframes[0].shape[1:])
-    return model, model.render(latents, condition, precision=precision), path
+ENCODED_KEPT = 8  # encoded layer samples cached per model
+SEED, LAYER, FITTED = "seed", "layer", "fitted"
+SOURCE_TITLES = {SEED: "Seed", LAYER: "Image layer", FITTED: "Fitted latent"}
 
 
 class _Bridge(QObject):
-    """Carries render results from the render thread to the main thread (queued signal)."""
+    """Carries results from background threads to the main thread (queued signals)."""
 
     result_ready = Signal(object)
+    progress = Signal(int, int)
 
 
 class ExploreWidget(SessionWidget):
-    """Live latent exploration of the current model, with keyframes and interpolation paths."""
+    """Live exploration of the current model's point, with keyframes and interpolation paths."""
 
     def __init__(self, napari_viewer, parent: QWidget | None = None):
         super().__init__(napari_viewer, parent)
+        self._quiet = True  # no renders while widgets are (re)built
         self._directions = None
-        self._direction_model = None
-        self._base: tuple[Any, int, Any] | None = None  # (model, seed, latent)
-        self.keyframes: list = []
+        self._latent_names: list[str] = []
+        self._image_input: str | None = None
+        self._seed_base: tuple[Any, int, Any] | None = None  # (model, seed, latent)
+        self._fitted: tuple[Any, Any, dict] | None = None  # (model, latent, origin)
+        self._encoded: OrderedDict[tuple, dict] = OrderedDict()  # (model, layer, data, index) -> state
+        self._encoding: set[tuple] = set()
+        self._source_key: tuple | None = None
+        self._source_origin: dict[str, Any] = {}
+        self._source_error = ""
+        self._applied_values: dict[str, Any] = {}  # controls with live=False: the values last applied
+        self._path_task: ProgressTask | None = None
+        self._live_layers: list = []  # the layers the sliders overwrite
+        self.last_fit = None
         #: slider-to-layer latencies in seconds (benchmarks and tests read them)
         self.latencies: list[float] = []
         #: (request id, time.perf_counter()) of every render shown
@@ -83,64 +69,18 @@ class ExploreWidget(SessionWidget):
         self.applied_id = 0
         self._error_shown = False
 
-        form = QFormLayout()
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.valueChanged.connect(self.request_render)
-        form.addRow("Seed", self.seed_spin)
-        self.k_spin = QSpinBox()
-        self.k_spin.setRange(1, MAX_DIRECTIONS)
-        self.k_spin.setValue(DEFAULT_DIRECTIONS)
-        self.k_spin.valueChanged.connect(self._build_direction_sliders)
-        form.addRow("Directions", self.k_spin)
-        self.precision_combo = QComboBox()
-        self.precision_combo.addItems(PRECISIONS)
-        self.precision_combo.currentTextChanged.connect(self.request_render)
-        form.addRow("Precision", self.precision_combo)
-        self.layout().addLayout(form)
-
-        self.direction_box = QGroupBox("Principal directions (GANSpace, in std)")
-        self.direction_form = QFormLayout(self.direction_box)
-        self.direction_sliders: list[FloatSlider] = []
-        self.layout().addWidget(self.direction_box)
-        self.control_box = QGroupBox("Model controls")
-        self.control_form = QFormLayout(self.control_box)
-        self.control_widgets: list[ControlWidget] = []
-        self.layout().addWidget(self.control_box)
-        self.reset_button = QPushButton("Reset sliders")
-        self.reset_button.clicked.connect(self.reset)
-        self.layout().addWidget(self.reset_button)
-
-        keys = QGroupBox("Keyframes")
-        key_form = QFormLayout(keys)
-        row = QHBoxLayout()
-        self.add_key_button = QPushButton("Add keyframe")
-        self.add_key_button.clicked.connect(self.add_keyframe)
-        self.clear_keys_button = QPushButton("Clear")
-        self.clear_keys_button.clicked.connect(self.clear_keyframes)
-        row.addWidget(self.add_key_button)
-        row.addWidget(self.clear_keys_button)
-        key_form.addRow(row)
-        self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(1, 256)
-        self.steps_spin.setValue(16)
-        key_form.addRow("Frames per segment", self.steps_spin)
-        self.path_button = QPushButton("Render path")
-        self.path_button.clicked.connect(self.render_path)
-        key_form.addRow(self.path_button)
-        self.key_label = QLabel()
-        key_form.addRow(self.key_label)
-        self.layout().addWidget(keys)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.layout().addWidget(self.status)
-
         self._bridge = _Bridge(self)
         self._bridge.result_ready.connect(self._apply)
+        self._bridge.progress.connect(self._path_progress)
         self.renderer = LatestOnlyRenderer(render_request, self._bridge.result_ready.emit)
-        renderer = self.renderer
-        self.destroyed.connect(lambda *_: renderer.close(timeout=0.5))
-        self._update_key_label()
+        self._build_ui()
+
+        renderer, events = self.renderer, self._viewer_events()
+        slot = self._layer_source_changed
+        for event in events:
+            event.connect(slot, position="last")  # after the picker has refreshed for a new layer
+        self.destroyed.connect(lambda *_: (renderer.close(timeout=0.5), _disconnect(events, slot)))
+        self._quiet = False
         if self.session.model is None:
             self.status.setText("Loading the shipped demo model...")
             self.run_worker(load_default_model, self.session.device, action="Loading the demo model",
@@ -149,7 +89,67 @@ class ExploreWidget(SessionWidget):
         else:
             self._on_model_changed(self.session.model)
 
-    # -- model -------------------------------------------------------------------------------
+    # -- building ------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        self.form = form = QFormLayout()
+        self.source_combo = QComboBox()
+        self.source_combo.currentIndexChanged.connect(self._source_kind_changed)
+        form.addRow("Source", self.source_combo)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.valueChanged.connect(self._seed_changed)
+        form.addRow("Seed", self.seed_spin)
+        self.layer_picker = ImageLayerPicker(self.viewer)
+        self.layer_picker.currentTextChanged.connect(self._layer_source_changed)
+        form.addRow("Image layer", self.layer_picker)
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(PRECISIONS)
+        self.precision_combo.currentTextChanged.connect(lambda *_: self._on_change())
+        form.addRow("Precision", self.precision_combo)
+        self.layout().addLayout(form)
+
+        self.direction_box = DirectionSliders(MAX_DIRECTIONS, DEFAULT_DIRECTIONS)
+        self.direction_box.changed.connect(self._on_change)
+        self.k_spin = self.direction_box.k_spin
+        self.layout().addWidget(self.direction_box)
+        self.control_box = QGroupBox("Model controls")
+        self.control_form = QFormLayout(self.control_box)
+        self.control_widgets: list[ControlWidget] = []
+        self.layout().addWidget(self.control_box)
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.setToolTip("These controls are slow to render: changes show when applied.")
+        self.apply_button.clicked.connect(self.apply)
+        self.layout().addWidget(self.apply_button)
+        row = QHBoxLayout()
+        self.reset_button = QPushButton("Reset sliders")
+        self.reset_button.clicked.connect(self.reset)
+        self.fit_button = QPushButton("Fit to layer")
+        self.fit_button.setToolTip("Find the latent whose output best matches the image layer's current sample.")
+        self.fit_button.clicked.connect(self.fit_to_layer)
+        row.addWidget(self.reset_button)
+        row.addWidget(self.fit_button)
+        self.layout().addLayout(row)
+
+        self.keys = KeyframeList()
+        self.keys.add_requested.connect(self.add_keyframe)
+        self.keys.path_requested.connect(self.render_path)
+        self.layout().addWidget(self.keys)
+        # the names scripts, benchmarks and tests use
+        self.keyframes = self.keys.points
+        self.key_list, self.key_label, self.steps_spin = self.keys.list_widget, self.keys.label, self.keys.steps_spin
+        self.add_key_button, self.delete_key_button = self.keys.add_button, self.keys.delete_button
+        self.up_key_button, self.down_key_button = self.keys.up_button, self.keys.down_button
+        self.clear_keys_button, self.path_button = self.keys.clear_button, self.keys.path_button
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.layout().addWidget(self.status)
+
+    def _viewer_events(self) -> list:
+        """What can change a layer source's current sample: layers coming and going, the dims position."""
+        return [self.viewer.layers.events.inserted, self.viewer.layers.events.removed,
+                self.viewer.dims.events.current_step]
+
+    # -- the model --------------------------------------------------------------------------------
     def _default_loaded(self, model) -> None:
         if self.session.model is None:
             self.session.set_model(model)
@@ -157,156 +157,387 @@ class ExploreWidget(SessionWidget):
             model.release()
 
     def _on_model_changed(self, model) -> None:
-        self._directions, self._direction_model, self._base = None, None, None
-        self._build_direction_sliders()
+        self._quiet = True
+        self._directions, self._seed_base, self._fitted, self._source_key = None, None, None, None
+        self._encoded.clear()
+        self._encoding.clear()
+        self._applied_values = {c.name: c.default for c in model.controls} if model is not None else {}
+        self._latent_names = [i.name for i in model.inputs if i.kind == LATENT] if model is not None else []
+        images = [i.name for i in model.run_inputs() if i.kind == IMAGE] if model is not None else []
+        self._image_input = images[0] if images else None
+        self.source_combo.clear()
+        for kind, present in ((SEED, model is not None and model.has_latent), (LAYER, bool(images))):
+            if present:
+                self.source_combo.addItem(SOURCE_TITLES[kind], kind)
+        self.direction_box.set_available(0)
         self._build_controls(model)
-        self.keyframes.clear()
-        self._update_key_label()
+        has_latent = model is not None and model.has_latent
+        self.direction_box.setVisible(has_latent)
+        self.fit_button.setVisible(has_latent)
+        self.apply_button.setVisible(model is not None and (not model.family.live
+                                                            or any(not c.live for c in model.controls)))
+        self.apply_button.setEnabled(False)
+        self.keys.controls = model.controls if model is not None else []
+        self.keys.clear()
+        self._update_source_rows()
+        self._quiet = False
         if model is None:
             self.status.setText("No model: load one in the Model widget.")
             return
-        self.status.setText(f"{model.name}: finding principal directions...")
-        self.run_worker(compute_directions, model, action="Finding latent directions",
-                        on_return=self._directions_ready)
-        self.request_render()
+        if not self.source_combo.count():
+            self.status.setText(f"{model.name}: Explore needs a latent or an image input, and this family "
+                                "has neither.")
+            return
+        self.status.setText(f"{model.name}: " + ("finding principal directions..." if has_latent
+                                                 else "choose an image layer as the source."))
+        if has_latent:
+            self.run_worker(compute_directions, model, action="Finding latent directions",
+                            on_return=self._directions_ready)
+        if self.source_kind() == LAYER:
+            self._layer_source_changed()
+        else:
+            self.request_render()
 
     def _directions_ready(self, result) -> None:
         model, directions = result
         if model is not self.session.model:
             return  # a newer model came in meanwhile
-        self._directions, self._direction_model = directions, model
-        self._build_direction_sliders()
+        self._directions = directions
+        self.direction_box.set_available(len(directions.directions))
         self.status.setText(f"{model.name}: {len(directions.directions)} principal directions ready.")
-
-    def _build_direction_sliders(self, *_) -> None:
-        old = [s.value() for s in self.direction_sliders]
-        while self.direction_form.rowCount():
-            self.direction_form.removeRow(0)
-        self.direction_sliders = []
-        available = 0 if self._directions is None else len(self._directions.directions)
-        for i in range(min(self.k_spin.value(), available)):
-            slider = FloatSlider(-3.0, 3.0, 0.05, old[i] if i < len(old) else 0.0)
-            slider.valueChanged.connect(self.request_render)
-            self.direction_form.addRow(f"PC{i + 1}", slider)
-            self.direction_sliders.append(slider)
-        if not available:
-            self.direction_form.addRow(QLabel("(computed when a model is loaded)"))
 
     def _build_controls(self, model) -> None:
         while self.control_form.rowCount():
             self.control_form.removeRow(0)
         self.control_widgets = []
-        controls = model.family.controls(model.config) if model is not None else []
+        controls = model.controls if model is not None else []
         for control in controls:
             widget = ControlWidget(control)
-            widget.changed.connect(self.request_render)
-            self.control_form.addRow(control.name, widget)
+            widget.changed.connect(lambda c=control: self._on_change(c))
+            self.control_form.addRow(control.name + ("" if control.live else " (apply)"), widget)
             self.control_widgets.append(widget)
         self.control_box.setVisible(bool(controls))
 
-    # -- the current point in latent space ----------------------------------------------------
-    def current_latent(self):
-        """The latent the sliders describe: seed's latent moved along the directions, (1, *latent)."""
+    # -- the source -------------------------------------------------------------------------------
+    def source_kind(self) -> str | None:
+        """SEED, LAYER or FITTED: where the current point's state comes from."""
+        return self.source_combo.currentData()
+
+    def _set_source(self, kind: str) -> None:
+        index = self.source_combo.findData(kind)
+        if index < 0:
+            self.source_combo.addItem(SOURCE_TITLES[kind], kind)
+            index = self.source_combo.count() - 1
+        quiet, self._quiet = self._quiet, True
+        self.source_combo.setCurrentIndex(index)
+        self._quiet = quiet
+        self._update_source_rows()
+
+    def _update_source_rows(self) -> None:
+        kind, model = self.source_kind(), self.session.model
+        self.form.setRowVisible(self.source_combo, self.source_combo.count() > 1)
+        self.form.setRowVisible(self.seed_spin, kind in (SEED, FITTED))
+        # the picker is also the layer "Fit to layer" reads
+        self.form.setRowVisible(self.layer_picker, kind == LAYER or (model is not None and model.has_latent))
+
+    def _source_kind_changed(self, *_) -> None:
+        self._update_source_rows()
+        if self._quiet:
+            return
+        if self.source_kind() == LAYER:
+            self._source_key = None
+            self._layer_source_changed()
+        else:
+            self.request_render()
+
+    def _seed_changed(self, *_) -> None:
+        if self.source_kind() == FITTED:
+            self._set_source(SEED)  # a new seed replaces the fitted latent
+        self._on_change()
+
+    def _chosen_sample(self) -> tuple[Any, tuple[int, ...]]:
+        """The picked layer and its current sample's index; DataError when there is none."""
+        model, layer = self.session.model, self.layer_picker.layer()
+        if layer is None:
+            raise DataError("Choose an image layer as the source.")
+        if any(layer is own for own in self._live_layers):  # it would feed on itself
+            raise DataError(f"'{layer.name}' is what Explore shows; choose another image layer.")
+        return layer, sample_index(self.viewer, layer, len(model.family.sample_axes))
+
+    def _layer_source_changed(self, *_) -> None:
+        """The picked layer or the viewer's position changed: encode the new sample (once), then render."""
+        model = self.session.model
+        if self._quiet or model is None or self.source_kind() != LAYER or self._image_input is None:
+            return
+        try:
+            layer, index = self._chosen_sample()
+        except BioGanError as err:
+            if str(err) != self._source_error:  # one message per problem, not one per dims step
+                self._source_error = str(err)
+                self.status.setText(str(err))
+            return
+        self._source_error = ""
+        key = (id(model), id(layer), id(layer.data), index)
+        if key == self._source_key:
+            return
+        self._source_key, self._source_origin = key, {"layer": layer.name, "index": list(index)}
+        if key in self._encoded:
+            self.request_render()  # a new source renders even when the family waits for Apply
+            return
+        if key in self._encoding:
+            return
+        self._encoding.add(key)
+        sample = np.array(layer.data[index], dtype=np.float32)  # a copy: the layer may change meanwhile
+        self.status.setText(f"Encoding '{layer.name}'" + "".join(f" #{i}" for i in index) + "...")
+        self.run_worker(encode_sample, model, self._image_input, sample, key, action="Encoding the source",
+                        on_return=self._encoded_ready, on_error=lambda err, k=key: self._encoding.discard(k))
+
+    def _encoded_ready(self, result) -> None:
+        model, key, state = result
+        self._encoding.discard(key)
+        if model is not self.session.model:
+            return
+        self._encoded[key] = state
+        while len(self._encoded) > ENCODED_KEPT:
+            self._encoded.popitem(last=False)
+        if key == self._source_key:
+            self.status.setText(f"{model.name}: exploring '{self._source_origin['layer']}'.")
+            self.request_render()  # a new source renders even when the family waits for Apply
+
+    # -- the current point ------------------------------------------------------------------------
+    @property
+    def direction_sliders(self) -> list:
+        """The GANSpace sliders shown (none without a latent)."""
+        return self.direction_box.sliders
+
+    def current_controls(self) -> dict[str, Any]:
+        """Control values by name; a control with live=False keeps its last applied value."""
+        return {w.control.name: (w.value() if w.control.live else self._applied_values.get(w.control.name))
+                for w in self.control_widgets}
+
+    def current_point(self) -> Point | None:
+        """The point the widgets describe (None while a layer source is still being encoded)."""
         from ..core.latent import moved_latent
+        from ..core.model import LATENT_NOTE
 
-        model, seed = self.session.model, self.seed_spin.value()
-        if self._base is None or self._base[0] is not model or self._base[1] != seed:
-            self._base = (model, seed, model.latents(1, seed))
-        return moved_latent(self._base[2], self._directions, [s.value() for s in self.direction_sliders])
-
-    def current_condition(self) -> dict[str, Any] | None:
-        """Family control values by name (None when the family has no controls)."""
-        if not self.control_widgets:
+        model, kind = self.session.model, self.source_kind()
+        if model is None or kind is None:
             return None
-        return {w.control.name: w.value() for w in self.control_widgets}
+        if kind == SEED:
+            seed = self.seed_spin.value()
+            if self._seed_base is None or self._seed_base[0] is not model or self._seed_base[1] != seed:
+                self._seed_base = (model, seed, model.latents(1, seed))
+            state, origin = {self._latent_names[0]: self._seed_base[2]}, {"seed": seed, "latent": LATENT_NOTE}
+        elif kind == FITTED:
+            if self._fitted is None or self._fitted[0] is not model:
+                return None
+            state, origin = {self._latent_names[0]: self._fitted[1]}, dict(self._fitted[2])
+        else:
+            if self._source_key not in self._encoded:
+                return None
+            state, origin = dict(self._encoded[self._source_key]), dict(self._source_origin)
+        amounts = self.direction_box.values()
+        if self._directions is not None and amounts:
+            state.update({n: moved_latent(state[n], self._directions, amounts)
+                          for n in self._latent_names if n in state})
+            origin["directions"] = [round(a, 4) for a in amounts]
+        return Point(state, self.current_controls(), origin)
 
-    def settings(self) -> dict[str, Any]:
-        return {"seed": self.seed_spin.value(),
-                "directions": [round(s.value(), 4) for s in self.direction_sliders],
-                "controls": self.current_condition() or {}}
+    def current_latent(self):
+        """The current point's latent, (1, *latent) (None without one)."""
+        point = self.current_point()
+        return None if point is None or not self._latent_names else point.state.get(self._latent_names[0])
+
+    def _on_change(self, control=None) -> None:
+        """A widget changed: render now, or wait for Apply (a family or a control that is not live)."""
+        model = self.session.model
+        if self._quiet or model is None:
+            return
+        if not model.family.live or (control is not None and not control.live):
+            self.apply_button.setEnabled(True)
+            return
+        self.request_render()
+
+    def apply(self) -> None:
+        """Render the controls that wait for Apply."""
+        self._applied_values.update({w.control.name: w.value() for w in self.control_widgets})
+        self.apply_button.setEnabled(False)
+        self.request_render()
 
     def request_render(self, *_) -> int | None:
-        """Submit the current sliders to the render thread; returns the request id."""
+        """Submit the current point to the render thread; returns the request id."""
         model = self.session.model
-        if model is None or self.renderer.closed:
+        if self._quiet or model is None or self.renderer.closed:
             return None
-        request = ExploreRequest(model, self.current_latent(), self.current_condition(),
-                                 self.precision_combo.currentText(), self.settings())
-        return self.renderer.submit(request)
+        try:
+            point = self.current_point()
+        except BioGanError as err:
+            report_error(err, "Rendering")
+            return None
+        if point is None:
+            return None
+        return self.renderer.submit(ExploreRequest(model, point, self.precision_combo.currentText()))
 
     def _apply(self, result) -> None:
         """Main thread: show a finished render unless a newer one was shown already."""
-        from ..io import sample_layers
-
-        if result.request_id <= self.applied_id:
-            return
-        request = result.request
+        if result.request_id <= self.applied_id or result.request.model is not self.session.model:
+            return  # stale: a newer render was shown, or the model was replaced
         if result.error is not None:
-            if not self._error_shown:  # one notification per drag, not one per slider step
-                report_error(result.error, "Rendering")
+            if result.request_id == self.renderer.last_id and not self._error_shown:
+                report_error(result.error, "Rendering")  # one notification per drag, not per slider step
                 self._error_shown = True
             return
         self._error_shown = False
-        model = request.model
-        provenance = provenance_for(model, latent=[round(v, 6) for v in request.z.reshape(-1).tolist()],
-                                    precision=request.precision, **request.settings)
-        axes = "C" + "".join(model.family.sample_axes)
-        add_layers(self.viewer, sample_layers(result.value[0], model.channels, axes, LAYER_NAME, provenance),
-                   replace=True, in_place=True)
+        self._live_layers = layers = self._add(result.value, in_place=True)
+        self._keep_on_top(layers)
         self.applied_id = result.request_id
         now = time.perf_counter()
         self.latencies.append(now - result.submitted_at)
         self.applied_log.append((result.request_id, now))
 
+    def _add(self, tuples: list[tuple], in_place: bool = False) -> list:
+        """add_layers, then: a signed map's limits widen to keep it unclamped, new layers are shown."""
+        before = {kw["name"]: self.viewer.layers[kw["name"]] for _, kw, _ in tuples
+                  if kw["name"] in self.viewer.layers}
+        layers = add_layers(self.viewer, tuples, replace=True, in_place=in_place)
+        new = [layer for layer in layers if before.get(layer.name) is not layer]
+        for layer, (_, kwargs, _) in zip(layers, tuples):
+            limits = kwargs.get("contrast_limits")
+            if before.get(layer.name) is layer and limits is not None and limits[0] < 0 and layer.contrast_limits[1] < limits[1]:
+                layer.contrast_limits = limits
+        if new:
+            self._show(new)
+        return layers
+
+    def _keep_on_top(self, layers: list) -> None:
+        """The explore layers above everything (an opaque layer above them hides every slider change)."""
+        stack = self.viewer.layers
+        if all(a is b for a, b in zip(list(stack)[-len(layers):], layers)):
+            return  # already on top: no layer-list events on a slider change
+        for layer in layers:
+            stack.move(stack.index(layer), len(stack))
+
+    def _show(self, layers: list) -> None:
+        """New layers visible, and the viewer's position on their leading axes inside them."""
+        dims = self.viewer.dims
+        for layer in layers:
+            layer.visible = True
+            lead = layer.ndim - dims.ndisplay
+            inside = layer.world_to_data(dims.point)[:lead]
+            origin = layer.data_to_world([0] * layer.ndim)
+            for axis in range(lead):
+                if not 0 <= round(float(inside[axis])) < layer.data.shape[axis]:
+                    dims.set_point(dims.ndim - layer.ndim + axis, float(origin[axis]))
+
     def reset(self) -> None:
-        for slider in self.direction_sliders:
-            slider.setValue(0.0)
+        """Directions to 0 and controls to their defaults (one render)."""
+        self._quiet = True
+        self.direction_box.zero()
         for widget in self.control_widgets:
             widget.reset()
+        self._quiet = False
+        self._on_change()
+        if any(not w.control.live and w.value() != self._applied_values.get(w.control.name)
+               for w in self.control_widgets):
+            self.apply_button.setEnabled(True)
 
-    # -- keyframes and paths --------------------------------------------------------------------
-    def add_keyframe(self) -> None:
-        if self.session.model is None:
+    # -- fitting a latent to an image --------------------------------------------------------------
+    def fit_to_layer(self) -> None:
+        """Find the latent that best reproduces the picked layer's current sample (in a worker)."""
+        model = self.session.model
+        if model is None or not model.has_latent:
             return
-        self.keyframes.append(self.current_latent())
-        self._update_key_label()
+        try:
+            layer, index = self._chosen_sample()
+        except BioGanError as err:
+            report_error(err, "Fitting")
+            return
+        image = unit_range(np.asarray(layer.data[index], dtype=np.float32), layer.contrast_limits)
+        origin = {"fitted_to": layer.name, "index": list(index)}
+        self.fit_button.setEnabled(False)
+        self.status.setText(f"Fitting a latent to '{layer.name}'...")
+        self.run_worker(fit_sample, model, image, self.current_controls(), origin,
+                        action="Fitting a latent to the layer", on_return=self._fit_ready,
+                        on_done=lambda: self.fit_button.setEnabled(True))
+
+    def _fit_ready(self, result) -> None:
+        model, fit, origin = result
+        if model is not self.session.model:
+            return
+        self.last_fit = fit
+        self._fitted = (model, fit.latent, {**origin, "latent": "fitted (core.latent.fit_latent)",
+                                            "fit_mse": round(fit.mse, 8)})
+        self.direction_box.zero()  # the directions now move from the fitted latent
+        self._set_source(FITTED)
+        self.status.setText(f"Source: fitted latent of '{origin['fitted_to']}' (reconstruction MSE "
+                            f"{fit.mse:.2e}); the directions move from there.")
+        self.request_render()
+
+    # -- keyframes and paths ----------------------------------------------------------------------
+    def add_keyframe(self) -> None:
+        """Keep the current point (its state, control values and origin) as a keyframe."""
+        point = self.current_point()
+        if point is None:
+            self.status.setText("Nothing to keep yet: choose a source first.")
+            return
+        self.keys.add(Point({k: v.clone() for k, v in point.state.items()}, dict(point.controls),
+                            dict(point.origin)))
 
     def clear_keyframes(self) -> None:
-        self.keyframes.clear()
-        self._update_key_label()
-
-    def _update_key_label(self) -> None:
-        self.key_label.setText(f"{len(self.keyframes)} keyframe(s); a path needs at least 2.")
-        self.path_button.setEnabled(len(self.keyframes) >= 2)
+        self.keys.clear()
 
     def render_path(self) -> None:
-        """Render the slerp path through the keyframes as a stack layer, in a worker."""
+        """Render the path through the keyframes (every output, one frame per step) in a worker."""
         model = self.session.model
-        if model is None or len(self.keyframes) < 2:
+        if model is None or len(self.keyframes) < 2 or self.keys.busy:
             return
-        self.path_button.setEnabled(False)
-        self.run_worker(render_path, model, list(self.keyframes), self.steps_spin.value(),
-                        self.current_condition(), self.precision_combo.currentText(),
-                        action="Rendering the path", on_return=self._show_path, on_done=self._update_key_label)
+        keyframes, steps = list(self.keyframes), self.steps_spin.value()
+        precision = self.precision_combo.currentText()
+        choices = [c.name for c in model.controls if c.is_choice]
+        frames = (len(keyframes) - 1) * steps + 1
+        self._path_task = ProgressTask(math.ceil(frames / PATH_BATCH), "Rendering the explore path")
+        self.keys.set_busy(True)
+        self.run_worker(render_path, model, keyframes, steps, list(self._latent_names), choices, precision,
+                        self._bridge.progress.emit, action="Rendering the path",
+                        on_return=lambda result: self._show_path(result, keyframes, steps, precision),
+                        on_done=self._path_done)
 
-    def _show_path(self, result) -> None:
-        from ..io import sample_layers
+    def _path_progress(self, done: int, total: int) -> None:
+        if self._path_task is not None:
+            self._path_task.update(done)
 
-        model, images, path = result
-        lead = "T" if "T" not in model.family.sample_axes else "N"
-        provenance = provenance_for(model, keyframes=[[round(v, 6) for v in z.reshape(-1).tolist()]
-                                                      for z in self.keyframes],
-                                    frames_per_segment=self.steps_spin.value(), interpolation="slerp",
-                                    precision=self.precision_combo.currentText())
-        axes = lead + "C" + "".join(model.family.sample_axes)
-        add_layers(self.viewer, sample_layers(images, model.channels, axes, PATH_LAYER_NAME, provenance),
-                   replace=True)
-        self.status.setText(f"Path of {len(path)} frames through {len(self.keyframes)} keyframes.")
+    def _path_done(self) -> None:
+        task, self._path_task = self._path_task, None
+        if task is not None:
+            task.close()
+        self.keys.set_busy(False)
+
+    def _show_path(self, result, keyframes: list[Point], steps: int, precision: str) -> None:
+        from ..core.provenance import provenance
+        from ..io import output_layers
+
+        model, outputs, frames = result
+        lead = "N" if model.family.is_video else "T"  # a video's samples already have T
+        record = provenance(model, keyframes=[k.describe() for k in keyframes], frames_per_segment=steps,
+                            interpolation=INTERPOLATION, precision=precision)
+        self._add(output_layers(outputs, model.outputs, lead, model.family.sample_axes, PATH_LAYER_NAME, record))
+        self.status.setText(f"Path of {frames} frames through {len(keyframes)} keyframes.")
 
     def teardown(self) -> None:
         self.renderer.close(timeout=0.5)
+        _disconnect(self._viewer_events(), self._layer_source_changed)
+        if self._path_task is not None:
+            self._path_task.close()
         super().teardown()
 
     @property
     def busy(self) -> bool:
         return bool(self.workers) or not self.renderer.idle()
+
+
+def _disconnect(events: list, slot) -> None:
+    for event in events:
+        try:
+            event.disconnect(slot)
+        except (ValueError, RuntimeError, TypeError):
+            pass

@@ -1,0 +1,113 @@
+"""What the Explore dock's threads run, and reading a layer's current sample: no Qt here.
+
+The render thread, the workers (encoding a layer sample, GANSpace directions,
+fitting a latent, rendering a keyframe path) get plain values read on the main
+thread and return plain values (arrays, points, layer tuples); the widget puts
+those into layers on the main thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..core.contract import Point
+from ..core.errors import DataError
+from ..core.render import match_torch_threads
+
+MAX_DIRECTIONS = 12  # directions computed per model; the widget shows the first k
+DEFAULT_DIRECTIONS = 5
+GANSPACE_SAMPLES = 512
+PATH_BATCH = 16  # frames per chunk of a path render (one progress step each)
+LAYER_NAME = "explore"
+PATH_LAYER_NAME = "explore path"
+INTERPOLATION = "slerp latents, linear sliders, jumps for choices"
+
+
+@dataclass
+class ExploreRequest:
+    """One render: everything the render thread needs, read on the main thread."""
+
+    model: Any
+    point: Point
+    precision: str
+
+
+def render_request(request: ExploreRequest) -> list[tuple]:
+    """Runs on the render thread: the point's outputs as layer tuples (provenance built here, off the
+    main thread, so a slider change costs the main thread only the in-place copy)."""
+    from ..core.provenance import provenance
+    from ..io import output_layers
+
+    match_torch_threads()
+    model, point = request.model, request.point
+    outputs = model.run(point, precision=request.precision)
+    record = provenance(model, point=point.describe(), precision=request.precision)
+    return output_layers({name: value[0] for name, value in outputs.items()}, model.outputs, "",
+                         model.family.sample_axes, LAYER_NAME, record)
+
+
+def compute_directions(model):
+    from ..core.latent import gan_space
+
+    match_torch_threads()
+    return model, gan_space(model, n=GANSPACE_SAMPLES, k=MAX_DIRECTIONS, seed=0)
+
+
+def encode_sample(model, input_name: str, sample: np.ndarray, key: tuple):
+    """Worker: one layer sample -> the model's point state (done once per sample; sliders re-decode it)."""
+    match_torch_threads()
+    return model, key, model.encode({input_name: sample[None]}, precision="fp32")
+
+
+def fit_sample(model, image: np.ndarray, controls: dict[str, Any], origin: dict[str, Any]):
+    """Worker: the latent whose output best matches ``image`` (in [0, 1])."""
+    from ..core.latent import fit_latent
+
+    match_torch_threads()
+    return model, fit_latent(model, image, controls), origin
+
+
+def render_path(model, keyframes: list[Point], steps: int, latent_names: list[str], choices: list[str],
+                precision: str, report: Callable[[int, int], None]):
+    """Worker: every output along the path through the keyframes (first axis: frames)."""
+    from ..core.latent import point_path
+
+    match_torch_threads()
+    path = point_path(keyframes, steps, latent_names=latent_names, choices=choices)
+    return model, model.run(path, precision=precision, batch_size=PATH_BATCH, progress=report), len(path)
+
+
+def load_default_model(device: str):
+    """The shipped default model (used when no model was chosen yet)."""
+    from ..core.model import Model
+    from ..core.zoo import resolve_model
+
+    return Model.load(resolve_model(None), device=device)
+
+
+def sample_index(viewer, layer, sample_ndim: int) -> tuple[int, ...]:
+    """Where the layer's current sample is: the viewer's position along the axes before one sample's
+    (the first sample where the viewer is outside the layer); () for a layer that is one sample."""
+    if getattr(layer, "rgb", False):
+        raise DataError(f"The layer '{layer.name}' is RGB; split its colours into separate layers first.")
+    shape = layer.data.shape
+    lead = len(shape) - sample_ndim
+    if lead < 0:
+        raise DataError(f"The layer '{layer.name}' has {len(shape)} axes but one sample of this model has "
+                        f"{sample_ndim}.")
+    coords = layer.world_to_data(viewer.dims.point)[:lead]
+    index = [int(round(float(c))) for c in coords]
+    return tuple(i if 0 <= i < n else 0 for i, n in zip(index, shape[:lead]))
+
+
+def unit_range(image: np.ndarray, contrast_limits) -> np.ndarray:
+    """``image`` scaled to [0, 1] by the layer's contrast limits (by its min and max when they are flat)."""
+    low, high = (float(v) for v in contrast_limits) if contrast_limits is not None else (0.0, 0.0)
+    if not high > low:
+        low, high = float(image.min()), float(image.max())
+    if not high > low:
+        return np.zeros_like(image, dtype=np.float32)
+    return np.clip((image - low) / (high - low), 0.0, 1.0).astype(np.float32)
