@@ -26,7 +26,25 @@ def test_load_the_shipped_model_and_show_its_card(make_napari_viewer, wait_worke
     model = session_for(viewer).model
     assert model is not None and model.name == "mnist-dcgan"
     text = widget.card_view.toPlainText()
-    assert "mnist-dcgan" in text and "dcgan2d" in text and model.sha256 in text
+    assert "mnist-dcgan" in text and model.family.title in text and model.sha256 in text
+    # plain words: a duration, the metric's meaning, no raw metric keys or bare seconds
+    assert "3,000 steps in 14 min" in text and "Pixel FD" in text and "lower is closer" in text
+    assert "fd_pixels" not in text and " s on" not in text
+
+
+def test_the_card_names_the_3dgan_variant_and_keeps_text_entries_out_of_the_metrics():
+    from napari_biogan._qt.model_widget import format_card
+    from napari_biogan.core.model import GanModel
+    from napari_biogan.core.zoo import ZOO_DIR
+
+    path = ZOO_DIR / "t98g-3dgan.safetensors"
+    if not path.is_file():
+        import pytest
+
+        pytest.skip("t98g-3dgan is not shipped in this checkout")
+    text = format_card(GanModel.load(path, device="cpu"))
+    assert "variant 3DGAN" in text and "[real 0.871]" in text
+    assert "Compared with: the 188 training clips" in text and "compared_with" not in text
 
 
 def test_the_default_model_is_preselected_and_a_choice_survives_a_refresh(make_napari_viewer):

@@ -11,8 +11,8 @@ from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout,
-                            QWidget)
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLineEdit, QPushButton, QScrollArea,
+                            QVBoxLayout, QWidget)
 
 from ..core.errors import BioGanError
 from .session import ModelSession, session_for
@@ -74,8 +74,23 @@ class SessionWidget(QWidget):
         session, uid, slot = self.session, id(self), self._on_model_changed
         # Qt deletes the widget with the viewer; forget it then (no reference to self kept here)
         self.destroyed.connect(lambda *_: _forget(session, uid, slot))
-        self.setLayout(QVBoxLayout())
-        self.layout().setAlignment(Qt.AlignmentFlag.AlignTop)
+        # The content scrolls: a dock never demands more height than the screen has (the demo must fit
+        # 1280x800 with several docks), and widgets add rows to ``self.layout()`` as usual.
+        self._content = QWidget()
+        inner = QVBoxLayout(self._content)
+        inner.setAlignment(Qt.AlignmentFlag.AlignTop)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self._content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.scroll_area = scroll
+
+    def layout(self):  # noqa: D102 - the scrolled content's layout, where widgets put their rows
+        content = self.__dict__.get("_content")
+        return content.layout() if content is not None else super().layout()
 
     def _on_model_changed(self, model) -> None:  # overridden by widgets
         pass

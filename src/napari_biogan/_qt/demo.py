@@ -17,15 +17,15 @@ def open_demo(viewer, model_path: str | Path, n: int = 16, seed: int = 0) -> dic
     from .session import session_for
 
     session_for(viewer).set_model(GanModel.load(model_path, device=session_for(viewer).device))
-    widgets = {}
-    first_dock = None
+    widgets, docks = {}, {}
     for name in WIDGETS:
         dock, widget = viewer.window.add_plugin_dock_widget("napari-biogan", name, tabify=False)
-        widgets[name] = widget
-        if first_dock is None:
-            first_dock = dock
-        elif name not in ("Generate", "Explore"):  # fewer docks side by side: the rest share tabs with Model
-            viewer.window._qt_window.tabifyDockWidget(first_dock, dock)
+        widgets[name], docks[name] = widget, dock
+        if name != WIDGETS[0]:  # one tab group: the window fits a 1280x800 screen, the canvas stays wide
+            viewer.window._qt_window.tabifyDockWidget(docks[WIDGETS[0]], dock)
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(0, docks["Explore"].raise_)  # the sliders are what the demo is for (after Qt lays out tabs)
     generate = widgets["Generate"]
     generate.n_spin.setValue(n)
     generate.seed_spin.setValue(seed)

@@ -17,26 +17,53 @@ ALL_FAMILIES = "All families"
 
 
 def format_card(model) -> str:
-    """The model card in plain words, for the card view."""
+    """The model card in plain words: what it makes, what it learnt from, how good it is (with the
+    real data's own value beside each metric, and what the metric means)."""
+    from ..core.progress import format_duration
+    from ..metrics import describe_metric
+
     card = model.card or {}
-    training = card.get("training") or {}
-    lines = [f"Name: {model.name}", f"Family: {model.family.title} ({model.family.name})"]
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    config = card.get("config") if isinstance(card.get("config"), dict) else {}
+    variant = config.get("variant")
+    family = model.family.title + (f", variant {variant.upper() if variant == '3dgan' else variant}"
+                                   if variant else "")
+    lines = [f"{model.name}", f"Family: {family}"]
     if card.get("description"):
-        lines.append(f"Description: {card['description']}")
-    lines.append(f"Device: {model.device}")
-    channels = ", ".join(f"{c.name} ({c.colormap})" for c in model.channels)
-    lines.append(f"Output: {len(model.channels)} channel(s) [{channels}], axes {''.join(model.family.sample_axes)}")
+        lines.append(f"What it makes: {card['description']}")
+    outputs = "; ".join(f"{o.name} ({o.kind}: " + ", ".join(f"{c.name} in {c.colormap}" for c in o.channels)
+                        + ")" if o.channels and o.kind != "labels" else f"{o.name} (labels: {', '.join(o.classes)})"
+                        for o in model.outputs)
+    lines.append(f"Outputs: {outputs}; axes {' x '.join(model.family.sample_axes)}")
+    runs_from = [i.name for i in model.inputs if i.run]
+    lines.append("Runs from: " + ", ".join("a seed" if n == "latent" else f"an {n} layer" for n in runs_from))
     if training:
-        lines.append(f"Trained on: {training.get('data', '?')}")
-        lines.append(f"Training: {training.get('steps', '?')} steps, {training.get('wall_time_s', '?')} s "
-                     f"on {training.get('device', '?')}")
-    for name, value in (card.get("metrics") or {}).items():
-        lines.append(f"Metric {name}: {value:.4g}" if isinstance(value, (int, float)) else f"Metric {name}: {value}")
+        lines.append("")
+        lines.append(f"Trained on: {training.get('data', 'not recorded')}")
+        steps, wall = training.get("steps"), training.get("wall_time_s")
+        lines.append(f"Training: {steps:,} steps" if isinstance(steps, int) else "Training: steps not recorded")
+        if isinstance(wall, (int, float)):
+            lines[-1] += f" in {format_duration(wall)} on {training.get('device', 'an unrecorded device')}"
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    notes = {k: v for k, v in metrics.items() if k not in numbers}
+    shown = [k for k in numbers if not k.endswith("_real")]
+    if shown:
+        lines += ["", "How good (generated; real data's own value in brackets):"]
+        for key in shown:
+            label, meaning = describe_metric(key)
+            real = numbers.get(f"{key}_real")
+            lines.append(f"  {label}: {numbers[key]:.3g}" + (f"  [real {real:.3g}]" if real is not None else "")
+                         + (f"  ({meaning})" if meaning else ""))
+    for key, value in notes.items():
+        lines.append(f"  {key.replace('_', ' ').capitalize()}: {value}")
+    lines.append("")
     if model.path:
         lines.append(f"File: {model.path}")
     if model.sha256:
         lines.append(f"sha256: {model.sha256}")
-    lines.append("Config: " + json.dumps(card.get("config") or {}, default=str))
+    lines.append(f"Device: {model.device}")
+    lines.append("Config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
     return "\n".join(lines)
 
 
@@ -121,7 +148,7 @@ class ModelWidget(SessionWidget):
         self.layout().addWidget(self.status)
         self.card_view = QPlainTextEdit()
         self.card_view.setReadOnly(True)
-        self.card_view.setMinimumHeight(140)
+        self.card_view.setMinimumHeight(300)
         self.layout().addWidget(self.card_view)
 
         prov = QGroupBox("Provenance of an exported TIFF")

@@ -39,3 +39,17 @@ class TextProgress:
     def close(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration in words for people: "12 s", "4 min 10 s", "1 h 32 min"."""
+    if seconds is None:
+        return "unknown"
+    seconds = int(round(float(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs and minutes < 10 else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
