@@ -16,6 +16,7 @@ import numpy as np
 from ..core.contract import Point
 from ..core.errors import DataError
 from ..core.render import match_torch_threads
+from ..core.zoo import load_default_model  # noqa: F401  (the widget loads it through here)
 
 MAX_DIRECTIONS = 12  # directions computed per model; the widget shows the first k
 DEFAULT_DIRECTIONS = 5
@@ -78,14 +79,6 @@ def render_path(model, keyframes: list[Point], steps: int, latent_names: list[st
     match_torch_threads()
     path = point_path(keyframes, steps, latent_names=latent_names, choices=choices)
     return model, model.run(path, precision=precision, batch_size=PATH_BATCH, progress=report), len(path)
-
-
-def load_default_model(device: str):
-    """The shipped default model (used when no model was chosen yet)."""
-    from ..core.model import Model
-    from ..core.zoo import resolve_model
-
-    return Model.load(resolve_model(None), device=device)
 
 
 def sample_index(viewer, layer, sample_ndim: int) -> tuple[int, ...]:

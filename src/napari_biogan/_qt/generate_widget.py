@@ -17,18 +17,11 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QPushButto
 
 from ._common import (PRECISIONS, ImageLayerPicker, LabelsLayerPicker, ProgressTask, SessionWidget, add_layers,
                       report_error)
+from ..core.zoo import load_default_model
 from .controls import ControlWidget
 
 CHUNK = 16  # samples per step of the progress bar (and per forward pass)
 DEFAULT_OVERLAP = 32
-
-
-def load_default_model(device: str):
-    """The shipped default model (used when no model was chosen yet)."""
-    from ..core.model import Model
-    from ..core.zoo import resolve_model
-
-    return Model.load(resolve_model(None), device=device)
 
 
 # -- workers (no Qt, no layers) ----------------------------------------------------------------------------

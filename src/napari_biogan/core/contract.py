@@ -142,10 +142,15 @@ class Point:
         return len(next(iter(self.state.values()))) if self.state else 0
 
     def describe(self, digits: int = 6) -> dict[str, Any]:
-        """A JSON-able record (provenance, keyframe lists)."""
-        return {"origin": dict(self.origin), "controls": dict(self.controls),
-                "state": {k: [round(float(v), digits) for v in t.reshape(-1).tolist()]
-                          for k, t in self.state.items() if t.numel() <= 4096}}
+        """A JSON-able record (provenance, keyframe lists): latents in full (they ARE the sample), other
+        states (an encoder's features of an image) by shape only: the origin says how to remake them."""
+        state = {}
+        for name, tensor in self.state.items():
+            if name == LATENT:
+                state[name] = [round(float(v), digits) for v in tensor.reshape(-1).tolist()]
+            else:
+                state[name] = {"shape": list(tensor.shape)}
+        return {"origin": dict(self.origin), "controls": dict(self.controls), "state": state}
 
 
 @dataclass

@@ -92,3 +92,10 @@ def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
             return info.path
     known = ", ".join(i.name for i in list_models()) or "none"
     raise ModelFileError(f"No model named '{name}'. Known models: {known}.")
+
+
+def load_default_model(device: str = "auto"):
+    """The shipped default model (what the widgets use when no model was chosen yet)."""
+    from .model import Model
+
+    return Model.load(resolve_model(None), device=device)
