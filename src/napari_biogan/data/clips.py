@@ -59,10 +59,17 @@ def read_tracks_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"No tracks file at {path}.")
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path.name} is not a tracks table (a CSV with frame, y, x columns).") from err
     if not rows:
         raise DataError(f"The tracks file {path.name} has no rows.")
+    missing = [c for c in ("frame", "y", "x") if c not in rows[0]]
+    if missing:
+        raise DataError(f"The tracks file {path.name} has no {', '.join(missing)} column(s); "
+                        "it needs frame, y and x (and optionally particle).")
     columns: dict[str, np.ndarray] = {}
     for key in rows[0]:
         try:
