@@ -26,9 +26,11 @@ TINY = {
     "savgan": dict(VIDEO_TINY, widths=(16, 8), frame_critic_widths=(8, 16), landmarks=8),
     "tganv2": dict(VIDEO_TINY, widths=(32, 16, 8)),
     "toy-seg": {},
+    "fader": dict(size=16, depth=2, base_width=4, max_width=8, hidden=8, estimator_width=4),
 }
 TINY_HPARAMS = {"dcgan2d": {"batch_size": 4, "n_critic": 1}, "savgan": {"batch_size": 2, "n_critic": 1},
-                "tganv2": {"batch_size": 2, "n_critic": 1}, "toy-seg": {"batch_size": 2}}
+                "tganv2": {"batch_size": 2, "n_critic": 1}, "toy-seg": {"batch_size": 2},
+                "fader": {"batch_size": 2}}
 
 
 def tiny_sources(family, config) -> dict:
@@ -37,6 +39,8 @@ def tiny_sources(family, config) -> dict:
     if family.name == "toy-seg":
         images, labels = toy_pairs(4, 16)
         return {"image": images, "labels": labels}
+    if family.name == "fader":  # slices with their diagnosis (the default attribute)
+        return {"image": toy_pairs(4, 16)[0], "attributes": {"diagnosis": np.arange(4) % 4}}
     size = [getattr(config, a) for a in ("frames", "height", "width") if hasattr(config, a)]
     return {"image": rng.random((6, *size)).astype(np.float32)}
 

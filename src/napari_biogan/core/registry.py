@@ -30,6 +30,7 @@ FAMILY_MODULES: list[str] = [
     "napari_biogan.families.savgan",
     "napari_biogan.families.tganv2",
     "napari_biogan.families.segmentation",
+    "napari_biogan.families.fader",
 ]
 
 _FAMILIES: dict[str, type["Family"]] = {}
