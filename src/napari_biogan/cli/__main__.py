@@ -1,0 +1,7 @@
+"""`python -m napari_biogan.cli`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
