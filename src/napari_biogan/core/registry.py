@@ -31,6 +31,7 @@ FAMILY_MODULES: list[str] = [
     "napari_biogan.families.tganv2",
     "napari_biogan.families.segmentation",
     "napari_biogan.families.fader",
+    "napari_biogan.families.cells",
 ]
 
 _FAMILIES: dict[str, type["Family"]] = {}
