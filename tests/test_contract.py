@@ -27,10 +27,13 @@ TINY = {
     "tganv2": dict(VIDEO_TINY, widths=(32, 16, 8)),
     "toy-seg": {},
     "fader": dict(size=16, depth=2, base_width=4, max_width=8, hidden=8, estimator_width=4),
+    "cells": dict(height=16, width=16, latent_dim=8, shape_latent=4, base_width=8, critic_width=8,
+                  proteins=("a", "b")),
 }
 TINY_HPARAMS = {"dcgan2d": {"batch_size": 4, "n_critic": 1}, "savgan": {"batch_size": 2, "n_critic": 1},
                 "tganv2": {"batch_size": 2, "n_critic": 1}, "toy-seg": {"batch_size": 2},
-                "fader": {"batch_size": 2}}
+                "fader": {"batch_size": 2},
+                "cells": {"batch_size": 4, "n_critic": 1}}
 
 
 def tiny_sources(family, config) -> dict:
@@ -41,6 +44,8 @@ def tiny_sources(family, config) -> dict:
         return {"image": images, "labels": labels}
     if family.name == "fader":  # slices with their diagnosis (the default attribute)
         return {"image": toy_pairs(4, 16)[0], "attributes": {"diagnosis": np.arange(4) % 4}}
+    if family.name == "cells":  # (shape, protein) crops with their protein class
+        return {"image": rng.random((6, 2, 16, 16)).astype(np.float32), "class": np.arange(6) % 2}
     size = [getattr(config, a) for a in ("frames", "height", "width") if hasattr(config, a)]
     return {"image": rng.random((6, *size)).astype(np.float32)}
 
