@@ -259,7 +259,7 @@ class FaderFamily(Family):
         loss_adv = attribute_loss(specs, latent(z), flipped)
         loss = loss_rec + float(hp["lambda_latent"]) * warm * loss_adv
         result = {"reconstruction": loss_rec.item(), "latent_discriminator": loss_lat.item(),
-                  "latent_fooling": loss_adv.item()}
+                  "latent_fooling": loss_adv.item(), "lambda_latent": float(hp["lambda_latent"]) * warm}
         weight = float(hp.get("lambda_classifier", 0.0))
         if weight > 0:  # the classifier discriminator: slices decoded with flipped attributes must show them
             estimator.requires_grad_(False)

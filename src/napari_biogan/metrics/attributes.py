@@ -119,7 +119,7 @@ def save_attribute_classifier(classifier: AttributeClassifier, path: str | os.Pa
 
     tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in classifier.net.state_dict().items()}
     full = {"kind": KIND, "attributes": [s.text() for s in classifier.specs], "size": classifier.size,
-            "weights_dtype": "float16", **card}
+            "weights_dtype": "float16", "width": int(classifier.card.get("width", 32)), **card}
     full.pop("family", None)
     return save_tensors(path, tensors, full, overwrite=overwrite)
 

@@ -1,0 +1,227 @@
+"""The Fader family through the contract: encode once, sliders re-decode, signed difference, attribute kinds
+(codes, losses, flips), training through the one Trainer, attribute metrics and the evaluation classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_biogan.core.contract import Point
+from napari_biogan.core.errors import DataError, OutputExistsError
+from napari_biogan.core.model import Model
+from napari_biogan.core.training import TrainSettings, setup_training
+from napari_biogan.data.attributes import parse_specs
+from napari_biogan.families.fader_nets import (attribute_code, attribute_loss, flip_attributes, predict_attributes,
+                                               random_attributes)
+from real_data import shared_data
+
+torch.set_num_threads(1)
+TINY = dict(size=16, depth=2, base_width=4, max_width=8, hidden=8, estimator_width=4)
+MIXED = ("dx:ordered:CN|MCI|AD", "sex:binary:m|f", "age:continuous:20|90", "site:categorical:A|B|C")
+
+
+def slices(n: int = 6, size: int = 20, seed: int = 0) -> np.ndarray:
+    """Raw 'slices': a bright disc whose dark core grows with the index (ventricles), in 0..255."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    r = np.hypot(yy, xx)
+    out = np.zeros((n, size, size), np.float32)
+    for i in range(n):
+        out[i] = 200.0 * (r < size * 0.4) - 150.0 * (r < 1 + i % 4) + rng.normal(0, 3, (size, size))
+    return out.clip(0, 255)
+
+
+def tiny_model(**overrides) -> Model:
+    torch.manual_seed(0)
+    return Model.new("fader", **{**TINY, **overrides})
+
+
+# -- the contract ------------------------------------------------------------------------------------------
+
+def test_controls_come_from_the_declared_attributes():
+    model = tiny_model(attributes=MIXED)
+    controls = {c.name: c for c in model.controls}
+    assert (controls["dx"].kind, controls["dx"].minimum, controls["dx"].maximum) == ("attribute", -1.0, 3.0)
+    assert controls["dx"].choices == ("CN", "MCI", "AD") and not controls["dx"].is_choice  # a slider, interpolated
+    assert (controls["sex"].minimum, controls["sex"].maximum) == (-9.0, 10.0)  # beyond 0..1, as Fader's demo
+    assert (controls["age"].minimum, controls["age"].maximum, controls["age"].default) == (-50.0, 160.0, 55.0)
+    assert controls["site"].kind == "class" and controls["site"].choices == ("A", "B", "C")
+    assert [o.kind for o in model.outputs] == ["image", "signed"]
+    assert {i.name: (i.train, i.run) for i in model.inputs} == {"image": (True, True), "attributes": (True, False)}
+
+
+def test_a_slice_is_encoded_once_and_sliders_only_decode(monkeypatch):
+    model = tiny_model()
+    raw = slices(2, size=24)[:, 2:22]  # 20 x 24 slices: outputs come back at the source's size
+    state = model.encode({"image": raw})
+    assert set(state) == {"features", "original", "size"} and state["features"].shape[0] == 2
+    calls = []
+    encode = model.family.encode
+    monkeypatch.setattr(model.family, "encode", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    outputs = [model.run(Point(state, {"diagnosis": v}), precision="fp32") for v in (0.0, 1.5, 3.0, 6.0)]
+    assert not calls  # moving a slider never re-encodes
+    for out in outputs:
+        assert out["image"].shape == (2, 1, 20, 24) and out["difference"].shape == (2, 1, 20, 24)
+        assert 0 <= out["image"].min() and out["image"].max() <= 1
+    assert not np.allclose(outputs[0]["image"], outputs[2]["image"])  # the slider changes the slice
+    assert not np.allclose(outputs[2]["image"], outputs[3]["image"])  # beyond the last class it extrapolates
+    # difference = edited - reconstruction with the slice's own (estimated) attributes, signed, never clamped
+    own = state["original"][:, 0].tolist()
+    at_own = model.run(Point(state, {"diagnosis": own}), precision="fp32")
+    assert np.allclose(at_own["difference"], 0, atol=1e-6)
+    far = outputs[3]["difference"]
+    assert far.min() < 0 < far.max()
+
+
+def test_ordered_classes_interpolate_between_one_hot_codes_and_extrapolate_beyond():
+    (dx,) = parse_specs(["dx:ordered:CN|MCI|AD|Severe"])
+    code = attribute_code([dx], torch.tensor([[0.0], [1.5], [3.0], [-1.0], [4.0]]))
+    assert torch.allclose(code[0], torch.tensor([1.0, 0, 0, 0]))
+    assert torch.allclose(code[1], torch.tensor([0, 0.5, 0.5, 0]))
+    assert torch.allclose(code[2], torch.tensor([0, 0, 0, 1.0]))
+    assert torch.allclose(code[3], torch.tensor([2.0, -1, 0, 0]))  # one class before the first
+    assert torch.allclose(code[4], torch.tensor([0, 0, -1.0, 2]))  # one class after the last
+    sex, age = parse_specs(["sex:binary", "age:continuous:20|90"])
+    assert torch.allclose(attribute_code([sex, age], torch.tensor([[-9.0, 55.0]])), torch.tensor([[10.0, -9.0, 0.0]]))
+
+
+def test_keyframes_on_attribute_values_render_a_progression():
+    from napari_biogan.core.latent import point_path
+
+    model = tiny_model()
+    state = model.encode({"image": slices(1)})
+    keys = [Point(state, {"diagnosis": 0.0}), Point(state, {"diagnosis": 3.0}), Point(state, {"diagnosis": 0.0})]
+    path = point_path(keys, 4, choices=[c.name for c in model.controls if c.is_choice])
+    assert path.controls["diagnosis"] == [0.0, 0.75, 1.5, 2.25, 3.0, 2.25, 1.5, 0.75, 0.0]
+    frames = model.run(path, precision="fp32")
+    assert frames["image"].shape[0] == 9
+    assert np.allclose(frames["image"][0], frames["image"][-1])  # there and back
+
+
+# -- attribute kinds: losses and flips ---------------------------------------------------------------------
+
+def test_each_kind_has_its_loss_and_its_flip():
+    specs = parse_specs(MIXED)
+    g = torch.Generator().manual_seed(0)
+    values = random_attributes(specs, 400, g)
+    flipped = flip_attributes(specs, values, g)
+    dx, sex, age, site = (values[:, j] for j in range(4))
+    assert torch.all(flipped[:, 1] == 1 - sex)  # binary: 1 - y
+    for j, k in ((0, 3), (3, 3)):  # categorical: always another class, every other class drawn
+        assert torch.all(flipped[:, j] != values[:, j]) and set(flipped[:, j].tolist()) == set(range(k))
+    assert 20 <= flipped[:, 2].min() and flipped[:, 2].max() <= 90  # continuous: a draw in range,
+    assert abs(float(flipped[:, 2].mean() - age.mean())) < 5  # from the batch's distribution
+    assert abs(float(flipped[:, 2].std() - age.std())) < 5
+    # a head that predicts the values exactly has a small loss; predictions invert it
+    head = torch.cat([torch.nn.functional.one_hot(dx.long(), 3) * 20.0, torch.nn.functional.one_hot(sex.long(), 2) * 20.0,
+                      ((age - 20) / 70 * 2 - 1)[:, None], torch.nn.functional.one_hot(site.long(), 3) * 20.0], 1)
+    assert float(attribute_loss(specs, head, values)) < 1e-6
+    assert torch.allclose(predict_attributes(specs, head), values, atol=1e-4)
+    assert float(attribute_loss(specs, head, flipped)) > 10
+
+
+def test_training_ramps_lambda_and_runs_through_the_one_trainer(tmp_path):
+    import tifffile
+
+    folder = tmp_path / "slices"  # a folder of TIFF slices and a CSV keyed by file: what a user has
+    folder.mkdir()
+    rows = ["file,dx,age"]
+    for i, image in enumerate(slices(8)):
+        tifffile.imwrite(folder / f"s{i}.tif", image.astype(np.uint8))
+        rows.append(f"s{i},{['CN', 'MCI', 'AD'][i % 3]},{30 + 5 * i}")
+    (tmp_path / "attributes.csv").write_text("\n".join(rows) + "\n")
+    settings = TrainSettings(steps=6, output=str(tmp_path / "f.safetensors"), preview_every=6, checkpoint_every=3,
+                             hparams={"batch_size": 4, "lambda_schedule": 4, "lambda_latent": 0.1})
+    trainer = setup_training("fader", {"image": str(folder), "attributes": str(tmp_path / "attributes.csv")},
+                             settings, config_overrides={**TINY, "attributes": ("dx:ordered:CN|MCI|AD",
+                                                                                 "age:continuous:20|90")})
+    assert "dx: CN 3, MCI 3, AD 2" in trainer.data.description
+    events = [e for e in trainer.run_all() if e.kind == "step"]
+    assert [round(e.losses["lambda_latent"], 3) for e in events] == [0.0, 0.025, 0.05, 0.075, 0.1, 0.1]
+    assert {"reconstruction", "latent_discriminator", "classifier_swap", "estimator"} <= set(events[0].losses)
+    loaded = Model.load(tmp_path / "f.safetensors", device="cpu")
+    assert [c.name for c in loaded.controls] == ["dx", "age"]
+
+
+@pytest.mark.parametrize("attributes, message", [
+    ({"diagnosis": ["NonDemented", "Oops", "MildDemented"]}, "'Oops', which is not one of the declared classes"),
+    ({"diagnosis": ["NonDemented", 2, "x"]}, "mixes numbers and text"),
+    ({"dx": [0, 1, 2]}, "no column 'diagnosis'; they have dx"),
+    ({"diagnosis": [0, 1]}, "2 rows for 3 slices"),
+    (np.zeros((3, 2)), "1 attribute value"),
+])
+def test_bad_attributes_are_one_sentence(attributes, message):
+    family = Model.new("fader", **TINY).family
+    config = family.default_config(**TINY)
+    with pytest.raises(DataError, match=message):
+        family.prepare_data({"image": slices(3), "attributes": attributes}, config)
+
+
+def test_bad_configs_are_one_sentence():
+    from napari_biogan.core.settings import make_config, parse_assignments
+
+    family = Model.new("fader", **TINY).family
+    with pytest.raises(DataError, match="name:kind"):
+        make_config(family, {"attributes": ("diagnosis",)})
+    with pytest.raises(DataError, match="power of two"):
+        make_config(family, {"size": 100})
+    # the CLI's text: two attributes separated by a comma, class lists by '|'
+    values = parse_assignments(["attributes=dx:ordered:CN|MCI|AD,age:continuous:20|90"])
+    assert make_config(family, values).attributes == ("dx:ordered:CN|MCI|AD", "age:continuous:20|90")
+
+
+# -- evaluation -------------------------------------------------------------------------------------------
+
+def test_attribute_metrics_and_the_evaluation_classifier(tmp_path):
+    from napari_biogan.core import checkpoint
+    from napari_biogan.core.zoo import _model_info
+    from napari_biogan.metrics.attributes import (evaluate_fader, load_attribute_classifier,
+                                                  save_attribute_classifier, train_attribute_classifier,
+                                                  write_metrics_csv)
+
+    model = tiny_model(attributes=("dx:ordered:CN|MCI|AD", "age:continuous:20|90"))
+    real = model.family.prepare_data({"image": slices(9), "attributes": {"dx": np.arange(9) % 3,
+                                                                          "age": 20 + 7.0 * np.arange(9)}},
+                                     model.config)
+    classifier = train_attribute_classifier(real["image"].source.numpy(), real["attributes"].source.numpy(),
+                                            model.config.specs, steps=3, batch_size=4, width=4)
+    path = save_attribute_classifier(classifier, tmp_path / "clf.safetensors", {"name": "clf"})
+    assert _model_info(path, True) is None  # not a generator: the model list skips it
+    assert "family" not in checkpoint.read_card(path)
+    loaded = load_attribute_classifier(path)
+    assert np.array_equal(loaded.predict(real["image"].source), classifier.predict(real["image"].source)) or \
+        loaded.card["weights_dtype"] == "float16"
+    metrics = evaluate_fader(model, real, n=6, seed=0, classifier=loaded, grid=3)
+    for name in ("CN", "MCI", "AD"):
+        assert 0 <= metrics[f"swap_accuracy_dx_{name}"] <= 1
+    assert {"reconstruction_mse", "swap_accuracy_dx", "swap_accuracy_dx_real", "error_age", "monotonic_age"} <= \
+        set(metrics)
+    csv_path = write_metrics_csv(tmp_path / "m.csv", metrics, {"model": "tiny"})
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "metric,value,real,model" and any(line.startswith("swap_accuracy_dx,") for line in lines)
+    with pytest.raises(OutputExistsError):
+        write_metrics_csv(csv_path, metrics)
+    with pytest.raises(DataError, match="No evaluation classifier"):
+        load_attribute_classifier(tmp_path / "none.safetensors")
+
+
+# -- the shipped model (skipped until it is built; real slices skipped without ../shared/data) ---------------
+
+def test_the_shipped_model_moves_a_real_held_out_slice():
+    from napari_biogan.core.zoo import ZOO_DIR
+
+    path = ZOO_DIR / "mri-fader.safetensors"
+    if not path.exists():
+        pytest.skip("zoo/mri-fader.safetensors is not built (scripts/build_zoo_fader.py)")
+    from PIL import Image
+
+    model = Model.load(path, device="cpu")
+    assert model.card["licence"].startswith("weights trained on data under ODbL")
+    assert {"swap_accuracy_diagnosis", "reconstruction_mse"} <= set(model.card["metrics"])
+    image = np.asarray(Image.open(shared_data("alzheimer_mri_4class", "test", "NonDemented", "26 (62).jpg")))
+    state = model.encode({"image": image})
+    healthy = model.run(Point(state, {"diagnosis": 0.0}), precision="fp32")
+    moderate = model.run(Point(state, {"diagnosis": 3.0}), precision="fp32")
+    assert healthy["image"].shape == (1, 1, *image.shape)
+    assert np.abs(healthy["difference"]).mean() < np.abs(moderate["difference"]).mean()
