@@ -40,6 +40,16 @@ def _narrow(viewer, qtbot, dock, width=430):
     qtbot.wait(50)
 
 
+def _share_height(viewer, qtbot, top, bottom, top_height: int) -> None:
+    """Two stacked docks: the top one ``top_height`` px, the rest for the bottom one (docks scroll)."""
+    from qtpy.QtCore import Qt
+
+    window = viewer.window._qt_window
+    window.resizeDocks([top, bottom], [top_height, max(200, window.height() - top_height - 120)],
+                       Qt.Orientation.Vertical)
+    qtbot.wait(50)
+
+
 def _not_blank(image: np.ndarray) -> None:
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 500
     rgb = image[..., :3].astype(np.float32)
@@ -50,9 +60,10 @@ def _not_blank(image: np.ndarray) -> None:
 def test_docked_widgets_and_generated_digits(make_napari_viewer, qtbot, wait_workers):
     viewer = _shown_viewer(make_napari_viewer, qtbot)
     dock, model_widget = viewer.window.add_plugin_dock_widget("napari-biogan", "Model")
-    _, generate = viewer.window.add_plugin_dock_widget("napari-biogan", "Generate")
+    generate_dock, generate = viewer.window.add_plugin_dock_widget("napari-biogan", "Generate")
     assert model_widget.session is generate.session
     _narrow(viewer, qtbot, dock)
+    _share_height(viewer, qtbot, dock, generate_dock, 560)
     model_widget.load_selected()
     wait_workers(model_widget)
     generate.n_spin.setValue(16)
@@ -172,8 +183,9 @@ def test_screenshot_video_model(make_napari_viewer, qtbot, wait_workers):
     viewer = _shown_viewer(make_napari_viewer, qtbot)
     session_for(viewer).set_model(GanModel.load(resolve_model("mmnist-savgan"), device="cpu"))
     dock, generate = viewer.window.add_plugin_dock_widget("napari-biogan", "Generate")
-    _, explore = viewer.window.add_plugin_dock_widget("napari-biogan", "Explore")
+    explore_dock, explore = viewer.window.add_plugin_dock_widget("napari-biogan", "Explore")
     _narrow(viewer, qtbot, dock)
+    _share_height(viewer, qtbot, dock, explore_dock, 200)
     generate.n_spin.setValue(12)
     generate.generate_button.click()
     wait_workers(generate, timeout=60000)
@@ -190,3 +202,33 @@ def test_screenshot_video_model(make_napari_viewer, qtbot, wait_workers):
     shot = viewer.screenshot(canvas_only=False, flash=False)
     _not_blank(shot)
     _save(shot, "video.png")
+
+
+@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
+def test_screenshot_image_driven_family(make_napari_viewer, qtbot, wait_workers):
+    """The contract's image-driven corner through the same widgets: the tests' toy family (an image in;
+    an edited image, a signed change map and a Labels map out; a class control and a slider)."""
+    from napari_biogan.core.training import TrainSettings, setup_training
+    from toy_family import toy_pairs
+
+    images, labels = toy_pairs(24, 48, seed=3)
+    trainer = setup_training("toy-seg", {"image": images, "labels": labels}, TrainSettings(steps=150, seed=0))
+    trainer.run_all()
+    trainer.model.card["name"] = "toy-seg"
+    viewer = _shown_viewer(make_napari_viewer, qtbot)
+    viewer.add_image(images[:4], name="cells")
+    session_for(viewer).set_model(trainer.model)
+    dock, generate = viewer.window.add_plugin_dock_widget("napari-biogan", "Generate")
+    _narrow(viewer, qtbot, dock)
+    generate.pickers["image"].setCurrentText("cells")
+    generate.tile_spin.setValue(32)
+    generate.overlap_spin.setValue(8)
+    generate.generate()
+    wait_workers(generate)
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("cells", "toy-seg on cells labels")
+    viewer.reset_view()
+    qtbot.wait(300)
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    _not_blank(shot)
+    _save(shot, "image_family.png")

@@ -88,6 +88,15 @@ class SessionWidget(QWidget):
         outer.addWidget(scroll)
         self.scroll_area = scroll
 
+    def sizeHint(self):  # noqa: N802 - Qt API: docks start at the content's natural size...
+        content = self.__dict__.get("_content")
+        return content.sizeHint() if content is not None else super().sizeHint()
+
+    def minimumSizeHint(self):  # noqa: N802 - ...but may shrink (the content then scrolls)
+        hint = super().minimumSizeHint()
+        hint.setHeight(min(hint.height(), 120))
+        return hint
+
     def layout(self):  # noqa: D102 - the scrolled content's layout, where widgets put their rows
         content = self.__dict__.get("_content")
         return content.layout() if content is not None else super().layout()
