@@ -202,19 +202,58 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
 # -- npe2 reader -----------------------------------------------------------------------------------------
 
 def get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
-    """npe2 reader hook: our reader for TIFFs written with napari-biogan provenance, else None."""
+    """npe2 reader hook: our TIFFs (layers as they were saved, with provenance), any other TIFF
+    (LZW and other compressions included, named axes), and a folder of TIFF frames (one time-lapse)."""
     if isinstance(path, (list, tuple)):
         if len(path) != 1:
             return None
         path = path[0]
+    if os.path.isdir(path):
+        try:
+            from .data.tiff_io import list_tiffs
+
+            return read_timelapse if len(list_tiffs(path)) >= 1 else None
+        except DataError:
+            return None
     if not str(path).lower().endswith(TIFF_SUFFIXES) or not os.path.isfile(path):
         return None
     try:
-        if not read_provenance(path).get("axes_in"):
-            return None
+        ours = bool(read_provenance(path).get("axes_in"))
     except DataError:
         return None
-    return read_tiff
+    return read_tiff if ours else read_plain_tiff
+
+
+def read_timelapse(path: str | list[str]) -> list[LayerData]:
+    """A folder of TIFF frames (t000.tif, t001.tif... in natural order) -> one (T, Y, X) image layer."""
+    from .data.tiff_io import load_image_stack
+
+    if isinstance(path, (list, tuple)):
+        path = path[0]
+    movie = load_image_stack(path)
+    axes = "T" + "YX" if movie.ndim == 3 else None
+    meta: dict[str, Any] = {"name": Path(path).name or str(path),
+                            "metadata": {"source_file": str(path), "frames": len(movie)}}
+    if axes:
+        meta["axis_labels"] = tuple(axes)
+    return [(movie, meta, "image")]
+
+
+def read_plain_tiff(path: str | list[str]) -> list[LayerData]:
+    """A TIFF without our provenance, as microscopes write it -> one image layer with its axes named."""
+    from .data.tiff_io import read_tiff as read_any_tiff
+
+    if isinstance(path, (list, tuple)):
+        path = path[0]
+    data, axes = read_any_tiff(path)
+    meta: dict[str, Any] = {"name": Path(path).stem, "metadata": {"source_file": str(path), "axes": axes}}
+    rgb = axes.endswith("S") and data.shape[-1] in (3, 4)
+    named = axes[:-1] if rgb else axes
+    if len(set(named)) == len(named) and named.endswith("YX"):
+        meta["axis_labels"] = tuple(named)
+    if rgb:
+        meta["rgb"] = True
+    return [(data, meta, "image")]
 
 
 def read_tiff(path: str | list[str]) -> list[LayerData]:

@@ -224,6 +224,35 @@ class LabelsLayerPicker(LayerPicker):
     layer_type = Labels
 
 
+class OpenFramesButton(QPushButton):
+    """"Open a folder of frames...": a Cell Tracking Challenge-style folder of TIFF frames (LZW and
+    other compressions included) becomes one (T, Y, X) image layer, loaded in a worker, then selected."""
+
+    def __init__(self, widget: "SessionWidget", text: str = "Open a folder of frames..."):
+        super().__init__(text)
+        self.owner = widget
+        self.setToolTip("A folder of single-frame TIFFs (t000.tif, t001.tif...) as one time-lapse layer")
+        self.clicked.connect(self.choose)
+
+    def choose(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder of TIFF frames", str(Path.home()))
+        if folder:
+            self.open(folder)
+
+    def open(self, folder: str):
+        """Load ``folder`` in a worker; the layer is added and selected on the main thread."""
+        from ..io import read_timelapse
+
+        viewer = self.owner.viewer
+
+        def show(layer_data):
+            layers = add_layers(viewer, layer_data)
+            viewer.layers.selection.active = layers[0]
+            viewer.reset_view()
+
+        return self.owner.run_worker(read_timelapse, folder, action="Opening the time-lapse", on_return=show)
+
+
 class ProgressTask:
     """The one progress bar helper of the widgets: napari's activity-dock bar, safe to update or
     close at any time (closing twice, or updating after close, does nothing)."""

@@ -8,7 +8,7 @@ import numpy as np
 from napari.utils import progress
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget
 
-from ._common import ImageLayerPicker, PathRow, SessionWidget, add_layers
+from ._common import ImageLayerPicker, OpenFramesButton, PathRow, SessionWidget, add_layers
 
 
 def parse_clip_size(text: str) -> tuple[int, int, int]:
@@ -65,6 +65,8 @@ class ClipsWidget(SessionWidget):
         self.layer_picker = ImageLayerPicker(napari_viewer)
         self.layer_picker.setToolTip("A time-lapse (T, Y, X): phase contrast, brightfield or fluorescence")
         form.addRow("Time-lapse", self.layer_picker)
+        self.open_frames_button = OpenFramesButton(self)
+        form.addRow(self.open_frames_button)
         self.size_edit = QLineEdit("16x32x32")
         self.size_edit.setToolTip("Clip size after down-scaling: frames x height x width")
         form.addRow("Clip size (TxYxX)", self.size_edit)

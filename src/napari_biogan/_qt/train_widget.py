@@ -18,7 +18,8 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxL
                             QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ..core.errors import BioGanError
-from ._common import PathRow, ProgressTask, SessionWidget, compact, notify, report_error
+from ._common import (OpenFramesButton, PathRow, ProgressTask, SessionWidget, compact, notify,
+                      report_error)
 from .train_views import InputRow, LossPlot, format_eta, input_rows, preview_picture, to_pixmap
 
 #: what the worker yields once the data is loaded and the trainer built (before the first step)
@@ -111,6 +112,8 @@ class TrainWidget(SessionWidget):
         self.data_box = QGroupBox("Training data")
         QVBoxLayout(self.data_box)
         self.layout().addWidget(self.data_box)
+        self.open_frames_button = OpenFramesButton(self)
+        self.layout().addWidget(self.open_frames_button)
 
         form = QFormLayout()
         self.config_edit = QLineEdit()
