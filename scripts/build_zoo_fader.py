@@ -100,7 +100,7 @@ def train_fader(train, args, work: Path):
                              checkpoint_every=100, preview_every=10 ** 9, preview_n=4,
                              hparams=json.loads(args.hparams) if args.hparams else {},
                              data_description=f"{DATA_NAME}: train split, {len(train)} slices, diagnosis")
-    overrides = {"size": args.size}
+    overrides = {"size": args.size, **(json.loads(args.config) if args.config else {})}
     resume = str(checkpoint) if checkpoint.exists() else None
     trainer = setup_training("fader", train.sources(), settings, config_overrides=overrides, resume=resume,
                              device="cpu")
@@ -127,6 +127,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--classifier-steps", type=int, default=2000)
     parser.add_argument("--hparams", default="", help='JSON hyper-parameters, e.g. {"lambda_latent": 0.01}')
+    parser.add_argument("--config", default="", help='JSON config values, e.g. {"depth": 3}')
+    parser.add_argument("--classifier-only", action="store_true", help="stop after the evaluation classifier")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-n", type=int, default=1279, help="held-out slices evaluated (all 1,279 by default)")
@@ -146,6 +148,8 @@ def main() -> None:
           f"{test.counts('diagnosis')} of {len(set(test.subjects))} scans", flush=True)
     classifier = build_classifier(train, test, args, work)
     Path(args.classifier_out).write_bytes((work / "mri-attribute-classifier.safetensors").read_bytes())
+    if args.classifier_only:
+        return
 
     model, finished = train_fader(train, args, work)
     if not finished:

@@ -111,6 +111,20 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, tuple[float, float, float], str
     return data, spacing, "nifti"
 
 
+def crop_to_head(volume: Volume, keep: int | None = None, margin: int = 4) -> Volume:
+    """The volume cut to the box around everything above background (plus ``margin`` voxels), except
+    along the axis ``keep`` (slice indices stay those of the file): slices then fill the frame."""
+    data = volume.data
+    threshold = data.min() + 0.05 * (np.percentile(data, 99.5) - data.min())
+    inside = np.argwhere(data > threshold)
+    if not len(inside):
+        return volume
+    low = np.maximum(inside.min(0) - margin, 0)
+    high = np.minimum(inside.max(0) + margin + 1, data.shape)
+    box = tuple(slice(None) if axis == keep else slice(a, b) for axis, (a, b) in enumerate(zip(low, high)))
+    return Volume(np.ascontiguousarray(data[box]), volume.spacing, volume.kind, volume.name)
+
+
 def slice_axis(volume: Volume, orientation: str) -> int:
     if orientation not in ORIENTATIONS:
         raise DataError(f"The orientation is one of {', '.join(ORIENTATIONS)}, not '{orientation}'.")
@@ -337,12 +351,13 @@ def list_volumes(folder: str | Path) -> list[Path]:
 def load_volume_folder(folder: str | Path, table: str | Path | Table | None = None,
                        attributes: Sequence[str] = (), *, id_column: str | None = None,
                        orientation: str = "axial", slices: Any = "centre", slab: int = 1, step: int = 1,
-                       size: int = 64, files: Sequence[Path] | None = None) -> SliceSet:
+                       size: int = 64, files: Sequence[Path] | None = None, crop: bool = True) -> SliceSet:
     """Slices of every volume under ``folder`` with their attributes from ``table``.
 
     A declared continuous attribute named ``position`` is the slice position (0..1 across
     the brain); the others come from the table (by ``file`` column, or ``id_column``, the
-    subject id, which then also groups the split). Volumes without a row are left out.
+    subject id, which then also groups the split). Volumes without a row are left out. With
+    ``crop``, each volume is first cut to the box around the head (slices fill the frame).
     """
     folder = Path(folder)
     specs = parse_specs(attributes) if attributes else ()
@@ -362,6 +377,7 @@ def load_volume_folder(folder: str | Path, table: str | Path | Table | None = No
             skipped += 1
             continue
         volume = read_volume(path)
+        volume = crop_to_head(volume, keep=slice_axis(volume, orientation)) if crop else volume
         volume.data = normalise_percentiles(volume.data)
         planes, indices, positions = take_slices(volume, orientation, slices, slab, step)
         images = scale_slices(planes, size).numpy()

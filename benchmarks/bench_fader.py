@@ -1,0 +1,139 @@
+"""The Fader model's evaluation table (and its figure) on the held-out dementia slices.
+
+    python benchmarks/bench_fader.py [--model mri-fader] [-n 1279] [--seed 0] [--csv OUT.csv]
+                                     [--picture docs/figures/fader_progression.png]
+
+Loads the shipped (or given) Fader model and the frozen evaluation classifier, prepares the
+TEST split of ../shared/data/alzheimer_mri_4class (slices of 200 scans the model and the
+classifier never saw) as the family prepares training data, and prints one markdown table:
+per diagnosis class, the classifier's own accuracy on real held-out slices beside the swap
+accuracy (held-out slices edited to that class and classified as it), then the
+reconstruction MSE with the slices' own diagnosis; the seed report's CelebA figures beside.
+``--picture`` draws one held-out non-demented slice moved to moderate and back, with the
+difference maps (edited minus the reconstruction with its own diagnosis).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "alzheimer_mri_4class"
+#: the seed report's swap accuracies of Fader Networks on CelebA (REFERENCE section 3)
+SEED_FIGURES = {"sex (CelebA)": 0.971, "smile (CelebA)": 0.911}
+#: the held-out slice of the figure and the diagnosis values it passes through (there and back)
+FIGURE_SLICE = ("NonDemented", "26 (62).jpg")
+FIGURE_PATH = (0.0, 1.0, 2.0, 3.0, 2.0, 1.0, 0.0)
+
+
+def table(metrics: dict[str, float], classes: tuple[str, ...], held_counts: dict[str, int]) -> str:
+    lines = ["| diagnosis | held-out slices | classifier accuracy (real) | swap accuracy (edited) |",
+             "|---|---:|---:|---:|"]
+    for name in classes:
+        real = metrics.get(f"swap_accuracy_diagnosis_{name}_real", float("nan"))
+        swap = metrics.get(f"swap_accuracy_diagnosis_{name}", float("nan"))
+        lines.append(f"| {name} | {held_counts.get(name, 0)} | {real:.1%} | {swap:.1%} |")
+    lines.append(f"| mean over classes | {sum(held_counts.values())} | "
+                 f"{metrics.get('swap_accuracy_diagnosis_real', float('nan')):.1%} | "
+                 f"{metrics.get('swap_accuracy_diagnosis', float('nan')):.1%} |")
+    lines.append("")
+    lines.append(f"Reconstruction MSE with the slices' own diagnosis (intensities 0..1): "
+                 f"{metrics['reconstruction_mse']:.4f}")
+    lines.append("Seed report, Fader Networks on CelebA: " +
+                 ", ".join(f"{k} swap accuracy {v:.1%}" for k, v in SEED_FIGURES.items()))
+    return "\n".join(lines)
+
+
+def diverging(values: np.ndarray, limit: float) -> np.ndarray:
+    """Signed values -> RGB uint8: magenta below 0, white at 0, green above (PiYG-like), clipped at +-limit."""
+    t = np.clip(values / max(limit, 1e-6), -1, 1)[..., None]
+    white, green, magenta = np.array([247, 247, 247.0]), np.array([39, 100, 25.0]), np.array([142, 1, 82.0])
+    rgb = np.where(t >= 0, white + (green - white) * t, white + (magenta - white) * (-t))
+    return rgb.astype(np.uint8)
+
+
+def draw_progression(model, out: Path, scale: int = 3) -> Path:
+    """One held-out slice moved along FIGURE_PATH: edited slices above, difference maps below."""
+    from PIL import Image, ImageDraw
+
+    from napari_biogan.core.contract import Point
+
+    source = np.asarray(Image.open(DATA / "test" / FIGURE_SLICE[0] / FIGURE_SLICE[1]), dtype=np.float32)
+    state = model.encode({"image": source})
+    classes = [c for c in model.controls if c.name == "diagnosis"][0].choices
+    edited, differences = [], []
+    for value in FIGURE_PATH:
+        out_value = model.run(Point(state, {"diagnosis": value}), precision="fp32")
+        edited.append(out_value["image"][0, 0])
+        differences.append(out_value["difference"][0, 0])
+    limit = float(np.percentile(np.abs(np.stack(differences)), 99.5)) or 1.0
+    source_view = (source - source.min()) / max(float(source.max() - source.min()), 1e-6)
+    height, width = source.shape
+    tile_w, tile_h, label_h = width, height, 18
+    canvas = Image.new("RGB", ((len(FIGURE_PATH) + 1) * tile_w, 2 * (tile_h + label_h)), "white")
+    draw = ImageDraw.Draw(canvas)
+    canvas.paste(Image.fromarray((source_view * 255).astype(np.uint8)).convert("RGB"), (0, label_h))
+    draw.text((4, 2), "held-out input", fill="black")
+    draw.text((4, tile_h + label_h + 2), f"difference +-{limit:.2f}", fill="black")
+    for i, (value, image, difference) in enumerate(zip(FIGURE_PATH, edited, differences), start=1):
+        x = i * tile_w
+        canvas.paste(Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).convert("RGB"), (x, label_h))
+        canvas.paste(Image.fromarray(diverging(difference, limit)), (x, 2 * label_h + tile_h))
+        name = classes[int(value)].replace("Demented", "")
+        draw.text((x + 4, 2), f"{value:g}: {name}", fill="black")
+    canvas = canvas.resize((canvas.width * scale // 2, canvas.height * scale // 2), Image.LANCZOS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="mri-fader", help="a model name or .safetensors path")
+    parser.add_argument("--classifier", default=None, help="evaluation classifier (default: the shipped one)")
+    parser.add_argument("-n", type=int, default=1279)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--csv", default=None, help="also write the metrics to this CSV")
+    parser.add_argument("--picture", default=None, help="also draw the progression figure (PNG)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    from napari_biogan.core.errors import BioGanError
+    from napari_biogan.core.model import Model
+    from napari_biogan.core.zoo import resolve_model
+    from napari_biogan.data.mri import load_dementia_slices
+    from napari_biogan.metrics.attributes import evaluate_fader, load_attribute_classifier, write_metrics_csv
+
+    torch.set_num_threads(args.threads)
+    if not DATA.is_dir():
+        sys.exit(f"The held-out slices are not here: {DATA} is missing.")
+    try:
+        model = Model.load(resolve_model(args.model), device="cpu")
+        classifier = load_attribute_classifier(args.classifier)
+        test = load_dementia_slices(DATA, "test", model.config.size)
+        held = model.family.prepare_data(test.sources(), model.config)
+        metrics = evaluate_fader(model, held, n=args.n, seed=args.seed, classifier=classifier)
+    except BioGanError as err:
+        sys.exit(str(err))
+    evaluated = min(args.n, len(held))
+    training = model.card.get("training", {})
+    print(f"{model.name}: {training.get('steps', '?')} steps, {training.get('wall_time_s', 0) / 60:.0f} min on "
+          f"{training.get('device', '?')}; {evaluated} held-out slices of {len(set(test.subjects))} scans")
+    print()
+    counts = test.counts("diagnosis") if evaluated == len(held) else {}
+    print(table(metrics, test.specs[0].classes, counts))
+    if args.csv:
+        print("wrote", write_metrics_csv(args.csv, metrics, {"model": model.name, "held_out_slices": evaluated},
+                                         overwrite=True))
+    if args.picture:
+        print("wrote", draw_progression(model, Path(args.picture)))
+
+
+if __name__ == "__main__":
+    main()
