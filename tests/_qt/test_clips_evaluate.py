@@ -124,3 +124,22 @@ def test_evaluate_a_family_measured_against_labels(make_napari_viewer, wait_work
     assert "5 generated vs 5 real" in widget.status.text() and "has 5 samples" in widget.status.text()
     session_for(viewer).set_model(GanModel.new("dcgan2d", height=16, width=16, latent_dim=8, base_width=8))
     assert not widget.labels_picker.isVisibleTo(widget)
+
+
+def test_each_clip_is_drawn_where_and_when_it_was_cut(make_napari_viewer, wait_workers):
+    viewer = make_napari_viewer()
+    viewer.add_image(_moving_blob(t=24), name="movie")
+    widget = ClipsWidget(viewer)
+    widget.layer_picker.setCurrentText("movie")
+    widget.size_edit.setText("8x16x16")
+    widget.downscale_spin.setValue(2)
+    widget.max_spin.setValue(2)
+    widget.stride_spin.setValue(4)
+    widget.find_button.click()
+    wait_workers(widget)
+    layer, clips = widget.clips_layer, widget.clips_layer.metadata["napari_biogan"]["clips"]
+    assert len(clips) == 2 and tuple(layer.scale[-2:]) == (2, 2)  # at the movie's scale
+    for index in (0, 1):
+        viewer.dims.set_current_step(0, index)
+        clip = clips[index]
+        assert tuple(layer.translate) == (0, clip["time"], *clip["corner"])

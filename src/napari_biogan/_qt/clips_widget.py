@@ -103,6 +103,9 @@ class ClipsWidget(SessionWidget):
         selection = napari_viewer.layers.selection.events.active
         selection.connect(self._follow_selection)
         self.destroyed.connect(lambda *_: _disconnect(selection, self._follow_selection))
+        steps = napari_viewer.dims.events.current_step
+        steps.connect(self._place_clip)
+        self.destroyed.connect(lambda *_: _disconnect(steps, self._place_clip))
         self._follow_selection()
 
     def _follow_selection(self, *_) -> None:
@@ -146,9 +149,15 @@ class ClipsWidget(SessionWidget):
                                       "downscale": settings["downscale"],
                                       "clips": [{k: v for k, v in c.items() if k != "particle"} for c in info]}}
         name = f"clips of {source}"
+        down = settings["downscale"]
         self.clips_layer = add_layers(self.viewer, [(clips, {"name": name, "metadata": metadata, "colormap": "gray",
-                                                             "axis_labels": ("N", "T", "Y", "X")}, "image")],
+                                                             "axis_labels": ("N", "T", "Y", "X"),
+                                                             "scale": (1, 1, down, down)}, "image")],
                                       replace=True)[0]
+        self._clip_info = info
+        self._place_clip()  # each clip drawn where (and when) it was cut from the time-lapse
+        self.viewer.dims.set_current_step(0, 0)
+        self.viewer.dims.set_current_step(1, int(info[0]["time"]))
         outlines = f"clip outlines on {source}"
         if outlines in self.viewer.layers:
             self.viewer.layers.remove(outlines)
@@ -159,6 +168,17 @@ class ClipsWidget(SessionWidget):
                                    scale=source_layer.scale)
         self.status.setText(f"Found {len(clips)} clips of {size[0]}x{size[1]}x{size[2]} in '{source}' "
                             f"(layer '{name}'; outlines on the first frame of each in '{outlines}').")
+
+    def _place_clip(self, *_) -> None:
+        """Move the clips layer onto the clip the N slider shows: its corner and first frame in the movie."""
+        layer, info = self.clips_layer, getattr(self, "_clip_info", None)
+        if layer is None or not info or layer not in self.viewer.layers:
+            return
+        index = int(np.clip(self.viewer.dims.current_step[0], 0, len(info) - 1))
+        clip = info[index]
+        translate = (0.0, float(clip["time"]), float(clip["corner"][0]), float(clip["corner"][1]))
+        if tuple(layer.translate) != translate:
+            layer.translate = translate
 
     def _done(self) -> None:
         if self._bar is not None:
