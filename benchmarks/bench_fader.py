@@ -34,9 +34,10 @@ def table(metrics: dict[str, float], classes: tuple[str, ...], held_counts: dict
     lines = ["| diagnosis | held-out slices | classifier accuracy (real) | swap accuracy (edited) |",
              "|---|---:|---:|---:|"]
     for name in classes:
-        real = metrics.get(f"swap_accuracy_diagnosis_{name}_real", float("nan"))
+        real = metrics.get(f"swap_accuracy_diagnosis_{name}_real")
         swap = metrics.get(f"swap_accuracy_diagnosis_{name}", float("nan"))
-        lines.append(f"| {name} | {held_counts.get(name, 0)} | {real:.1%} | {swap:.1%} |")
+        shown = "-" if real is None else f"{real:.1%}"
+        lines.append(f"| {name} | {held_counts.get(name, 0)} | {shown} | {swap:.1%} |")
     lines.append(f"| mean over classes | {sum(held_counts.values())} | "
                  f"{metrics.get('swap_accuracy_diagnosis_real', float('nan')):.1%} | "
                  f"{metrics.get('swap_accuracy_diagnosis', float('nan')):.1%} |")
@@ -108,7 +109,8 @@ def main() -> None:
     from napari_biogan.core.model import Model
     from napari_biogan.core.zoo import resolve_model
     from napari_biogan.data.mri import load_dementia_slices
-    from napari_biogan.metrics.attributes import evaluate_fader, load_attribute_classifier, write_metrics_csv
+    from napari_biogan.metrics.attributes import (evaluate_fader, evaluation_subset, load_attribute_classifier,
+                                                  write_metrics_csv)
 
     torch.set_num_threads(args.threads)
     if not DATA.is_dir():
@@ -126,7 +128,7 @@ def main() -> None:
     print(f"{model.name}: {training.get('steps', '?')} steps, {training.get('wall_time_s', 0) / 60:.0f} min on "
           f"{training.get('device', '?')}; {evaluated} held-out slices of {len(set(test.subjects))} scans")
     print()
-    counts = test.counts("diagnosis") if evaluated == len(held) else {}
+    counts = test.subset(evaluation_subset(len(test), args.n, args.seed)).counts("diagnosis")
     print(table(metrics, test.specs[0].classes, counts))
     if args.csv:
         print("wrote", write_metrics_csv(args.csv, metrics, {"model": model.name, "held_out_slices": evaluated},

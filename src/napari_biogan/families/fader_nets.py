@@ -42,21 +42,27 @@ def _down(c_in: int, c_out: int, norm: bool, dropout: float = 0.0) -> nn.Sequent
 
 
 class AttributeCNN(nn.Module):
-    """An image (N, C, S, S) in [-1, 1] -> one prediction head per attribute (N, sum of spec sizes)."""
+    """An image (N, C, S, S) in [-1, 1] -> one prediction head per attribute (N, sum of spec sizes).
+
+    Convolutions down to 4x4; the 4x4 map is flattened (co-registered slices: WHERE a change
+    is, e.g. the ventricles, matters), then an MLP with dropout.
+    """
 
     def __init__(self, channels: int, size: int, head: int, base: int = 16, maximum: int = 128,
                  hidden: int = 128, dropout: float = 0.3):
         super().__init__()
         layers, c_in = [], channels
-        for i, c_out in enumerate(widths(base, maximum, max(1, size.bit_length() - 3))):  # down to 4x4
+        count = max(1, size.bit_length() - 3)  # down to 4x4
+        for i, c_out in enumerate(widths(base, maximum, count)):
             layers.append(_down(c_in, c_out, norm=i > 0))
             c_in = c_out
         self.trunk = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in, hidden),
+        side = max(size // 2 ** count, 1)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in * side * side, hidden),
                                   nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, head))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x).mean((2, 3))  # average over positions: tolerant of small shifts
+        return self.trunk(x).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

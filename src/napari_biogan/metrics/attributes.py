@@ -198,6 +198,11 @@ def classifier_scores(classifier: AttributeClassifier, images: Any, values: np.n
 
 # -- the metrics of an attribute-editing model --------------------------------------------------------------
 
+def evaluation_subset(length: int, n: int, seed: int) -> np.ndarray:
+    """The indices (sorted) of the ``n`` slices out of ``length`` that an evaluation with ``seed`` uses."""
+    return np.sort(np.random.default_rng(seed).permutation(length)[:n])
+
+
 def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: AttributeClassifier | None = None,
                    grid: int = 5, batch_size: int = 64) -> dict[str, float]:
     """Swap accuracy, continuous error and monotonicity, and reconstruction MSE of ``n`` held-out slices.
@@ -211,8 +216,7 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
     if "attributes" not in real:
         raise DataError("Evaluating attribute edits needs the real slices' attributes (a CSV with a 'file' column).")
     classifier = classifier or load_attribute_classifier()
-    order = np.random.default_rng(seed).permutation(len(real))[:n]
-    index = torch.as_tensor(np.sort(order))
+    index = torch.as_tensor(evaluation_subset(len(real), n, seed))
     images = real["image"].take(index).float()
     values = real["attributes"].take(index).float()
     family, config = model.family, model.config
