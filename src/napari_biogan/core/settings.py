@@ -153,3 +153,15 @@ def describe_hparams(family) -> str:
         return "none" if value is None else str(value)
 
     return ", ".join(f"{k}={show(v)}" for k, v in family.default_hparams().items())
+
+
+def check_whole_numbers(config, names: Iterable[str], widths: Iterable[str] = ()) -> None:
+    """A config's sizes must be whole numbers >= 1, and its network widths (tuples) 1..4096: one sentence."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise DataError(f"'{name}' must be a whole number of at least 1, not {value!r}.")
+    for name in widths:
+        values = getattr(config, name)
+        if any(isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 4096 for w in values):
+            raise DataError(f"'{name}' must be whole numbers from 1 to 4096, not {values!r}.")

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.errors import DataError
+from ..core.settings import check_whole_numbers
 from ..core.registry import Channel, Family, register
 
 
@@ -27,10 +28,7 @@ class Dcgan2dConfig:
     critic_spectral_norm: bool = False  # SNGAN/SAGAN-style critic for hinge/BCE training
 
     def __post_init__(self):
-        for name in ("height", "width", "channels", "latent_dim", "base_width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DataError(f"'{name}' must be a whole number of at least 1, not {value!r}.")
+        check_whole_numbers(self, ("height", "width", "channels", "latent_dim", "base_width"))
         if self.base_width * 2 ** 5 * self.latent_dim > 2 ** 31:
             raise DataError(f"A base width of {self.base_width} makes a network too large to build here.")
         self.channel_names, self.colormaps = tuple(self.channel_names), tuple(self.colormaps)

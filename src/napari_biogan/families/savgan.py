@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..core.errors import DataError
+from ..core.settings import check_whole_numbers
 from ..core.registry import register
 from .video import VideoFamily
 
@@ -55,13 +56,8 @@ class SavganConfig:
     metric_set: str = ""  # "cells" or "digits" (Moving MNIST); "" lets the family decide
 
     def __post_init__(self):
-        for name in ("frames", "height", "width", "channels", "latent_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DataError(f"'{name}' must be a whole number of at least 1, not {value!r}.")
-        if any(isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 4096
-               for w in (*self.widths, *self.critic_widths)):
-            raise DataError("Network widths must be whole numbers from 1 to 4096.")
+        check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
+                            ("widths", "critic_widths"))
         if self.attention not in ATTENTION_MODES:
             raise DataError(f"Unknown attention '{self.attention}'; choose one of {', '.join(ATTENTION_MODES)}.")
         self.widths, self.critic_widths = tuple(self.widths), tuple(self.critic_widths)
