@@ -121,6 +121,17 @@ def test_each_kind_has_its_loss_and_its_flip():
     assert float(attribute_loss(specs, head, flipped)) > 10
 
 
+def test_rare_classes_weigh_more_in_the_losses():
+    from napari_biogan.families.fader import class_weights
+    from napari_biogan.families.fader_nets import weighted_mean
+
+    specs = parse_specs(["age:continuous:20|90", "dx:ordered:CN|MCI|AD"])
+    values = np.stack([np.full(100, 50.0), np.r_[np.zeros(90), np.ones(9), [2]]], 1)
+    weights = class_weights(specs, values, 0.05)
+    assert weights[0] == 1 and weights[95] == 1 and weights[99] == pytest.approx(5.0)  # 1% -> as if 5%
+    assert float(weighted_mean(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 3.0]))) == pytest.approx(2.5)
+
+
 def test_training_ramps_lambda_and_runs_through_the_one_trainer(tmp_path):
     import tifffile
 

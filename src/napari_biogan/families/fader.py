@@ -47,6 +47,9 @@ class FaderConfig:
     estimator_width: int = 16  # the attribute estimator / classifier discriminator
     percentiles: tuple[float, ...] = PERCENTILES
     restore_size: bool = True  # outputs at the source slice's size (they overlay its layer)
+    #: slices of a rare class of the first class attribute weigh in the losses as if the class made up
+    #: this fraction of the data (the dementia data has 1% moderate slices)
+    min_class_fraction: float = 0.05
 
     def __post_init__(self):
         if isinstance(self.attributes, str):
@@ -60,7 +63,7 @@ class FaderConfig:
         for name in ("channels", "base_width", "max_width", "hidden", "estimator_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("decoder_dropout", "latent_dropout"):
+        for name in ("decoder_dropout", "latent_dropout", "min_class_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 0 and below 1")
         if len(self.percentiles) != 2 or not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
@@ -200,8 +203,10 @@ class FaderFamily(Family):
         images = scale_slices(raw, config.size, config.percentiles)
         values = attribute_values(config.specs, data["attributes"], len(images))
         counts = "; ".join(_spread(spec, values[:, j]) for j, spec in enumerate(config.specs))
+        weights = class_weights(config.specs, values, config.min_class_fraction)
         return TrainingData({"image": Field(images.contiguous(), spatial=2),
-                             "attributes": Field(torch.from_numpy(values), spatial=0)},
+                             "attributes": Field(torch.from_numpy(values), spatial=0),
+                             "weight": Field(torch.from_numpy(weights), spatial=0)},
                             description=f"{len(images)} slices ({counts})")
 
     def preview_source(self, config, data, n, generator):
@@ -231,10 +236,7 @@ class FaderFamily(Family):
                 "estimator": torch.optim.Adam(nets["encoder"].estimator.parameters(), hparams["lr_d"], betas=betas)}
 
     def train_step(self, nets, optimizers, next_batch, ctx):
-        import torch
-        import torch.nn.functional as F
-
-        from .fader_nets import attribute_code, attribute_loss, flip_attributes
+        from .fader_nets import attribute_code, attribute_loss, flip_attributes, weighted_mean
 
         config, hp = ctx.config, ctx.hparams
         specs = config.specs
@@ -243,18 +245,19 @@ class FaderFamily(Family):
         batch = next_batch()
         x = augment(batch["image"].float(), int(hp.get("shift", 0)), float(hp.get("intensity_jitter", 0.0)), ctx.rng)
         y = batch["attributes"].float()
+        w = batch["weight"].float() if "weight" in batch else None
         clip = float(hp.get("grad_clip", 0.0))
         warm = min(1.0, ctx.step / max(float(hp.get("lambda_schedule", 1)), 1.0))  # the lambda warm-up
 
         z = encoder(x)
         # 1. the latent discriminator learns to read the true attributes from the latent
-        loss_lat = attribute_loss(specs, latent(z.detach()), y)
+        loss_lat = attribute_loss(specs, latent(z.detach()), y, w)
         _update(optimizers["latent"], loss_lat, latent.parameters(), clip)
 
         # 2. the autoencoder: reconstruct with the true attributes, hide them from the latent discriminator
         flipped = flip_attributes(specs, y, ctx.rng).to(x.device)
         recon = decoder(z, attribute_code(specs, y))
-        loss_rec = F.mse_loss(recon, x)
+        loss_rec = weighted_mean((recon - x).pow(2).flatten(1).mean(1), w)
         latent.requires_grad_(False)
         loss_adv = attribute_loss(specs, latent(z), flipped)
         loss = loss_rec + float(hp["lambda_latent"]) * warm * loss_adv
@@ -274,7 +277,7 @@ class FaderFamily(Family):
         estimator.train()
 
         # 3. the estimator (classifier discriminator) on real and reconstructed slices, true attributes
-        loss_est = attribute_loss(specs, estimator(x), y) + attribute_loss(specs, estimator(recon.detach()), y)
+        loss_est = attribute_loss(specs, estimator(x), y, w) + attribute_loss(specs, estimator(recon.detach()), y, w)
         _update(optimizers["estimator"], loss_est, estimator.parameters(), clip)
         result["estimator"] = loss_est.item()
         return result
@@ -335,6 +338,21 @@ def attribute_values(specs, attributes: Any, n: int) -> np.ndarray:
     if len(array) != n:
         raise DataError(f"The attributes have {len(array)} rows for {n} slices.")
     return np.stack([spec.values(array[:, j].tolist(), "the attributes") for j, spec in enumerate(specs)], 1)
+
+
+def class_weights(specs, values: np.ndarray, fraction: float) -> np.ndarray:
+    """Per-slice loss weights: a class of the first class attribute rarer than ``fraction`` of the slices
+    weighs as if it made up ``fraction`` (``fraction / its share``); all others weigh 1."""
+    weights = np.ones(len(values), np.float32)
+    column = next((j for j, s in enumerate(specs) if s.kind != CONTINUOUS), None)
+    if column is None or fraction <= 0 or not len(values):
+        return weights
+    classes = values[:, column].round().astype(int)
+    for c in np.unique(classes):
+        share = float((classes == c).mean())
+        if share < fraction:
+            weights[classes == c] = fraction / share
+    return weights
 
 
 def _spread(spec: AttributeSpec, column: np.ndarray) -> str:

@@ -154,8 +154,10 @@ def attribute_code(specs: Sequence[AttributeSpec], values: torch.Tensor) -> torc
     return torch.cat(parts, 1)
 
 
-def attribute_loss(specs: Sequence[AttributeSpec], head: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy per class attribute (binary: 2 classes) + MSE of continuous ones on the [-1, 1] scale."""
+def attribute_loss(specs: Sequence[AttributeSpec], head: torch.Tensor, values: torch.Tensor,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy per class attribute (binary: 2 classes) + MSE of continuous ones on the [-1, 1] scale;
+    ``weight`` (N,) weighs the samples (rare classes)."""
     loss = head.new_zeros(())
     start = 0
     for j, spec in enumerate(specs):
@@ -163,10 +165,18 @@ def attribute_loss(specs: Sequence[AttributeSpec], head: torch.Tensor, values: t
         start += spec.size
         if spec.kind == CONTINUOUS:
             target = 2 * (values[:, j].float() - spec.low) / (spec.high - spec.low) - 1
-            loss = loss + F.mse_loss(part[:, 0], target)
+            loss = loss + weighted_mean((part[:, 0] - target).pow(2), weight)
         else:
-            loss = loss + F.cross_entropy(part, values[:, j].round().long().clamp(0, spec.size - 1))
+            target = values[:, j].round().long().clamp(0, spec.size - 1)
+            loss = loss + weighted_mean(F.cross_entropy(part, target, reduction="none"), weight)
     return loss
+
+
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    if weight is None:
+        return values.mean()
+    weight = weight.to(values.dtype)
+    return (values * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 def predict_attributes(specs: Sequence[AttributeSpec], head: torch.Tensor) -> torch.Tensor:
