@@ -47,9 +47,17 @@ def test_missing_data_module_is_one_plain_sentence(monkeypatch):
         sample_data.t98g_clips()
 
 
-def test_reader_only_takes_our_tiffs(tmp_path):
+def test_reader_takes_tiffs_and_folders_of_frames_only(tmp_path):
+    from napari_biogan.io import read_plain_tiff, read_tiff
+
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, np.zeros((4, 5), np.uint8))
-    assert get_reader(str(plain)) is None
+    assert get_reader(str(plain)) is read_plain_tiff  # any TIFF: chosen in napari's dialog, it must work
+    (data, meta, kind), = read_plain_tiff(str(plain))
+    assert data.shape == (4, 5) and "napari_biogan" not in meta["metadata"]
+    assert read_tiff is not read_plain_tiff
     assert get_reader(str(tmp_path / "missing.tif")) is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert get_reader(str(empty)) is None  # a folder without TIFF frames is not ours
     assert get_reader(str(tmp_path / "model.safetensors")) is None

@@ -126,10 +126,10 @@ def test_screenshot_train_mid_run(make_napari_viewer, qtbot, wait_workers, tmp_p
     train.config_edit.setText("base_width=16")
     train.steps_spin.setValue(3000)
     train.batch_spin.setValue(32)
-    train.preview_spin.setValue(25)
+    train.preview_spin.setValue(20)
     train.output_row.set_path(tmp_path / "digits.safetensors")
     train.start_button.click()
-    qtbot.waitUntil(lambda: train.previews >= 16, timeout=400000)  # WGAN-GP, step 400: shapes appear
+    qtbot.waitUntil(lambda: train.previews >= 15, timeout=900000)  # WGAN-GP, step 300: shapes appear
     qtbot.wait(200)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     train.cancel_button.click()
