@@ -160,7 +160,7 @@ def test_fresh_samples_need_a_seeded_model(make_napari_viewer, wait_workers, not
 
 
 def test_several_outputs_go_to_one_file_each(tmp_path):
-    from napari_biogan._qt.export_widget import output_paths
+    from napari_biogan.core.export import output_paths
 
     assert output_paths(str(tmp_path / "x.tif"), ["image"]) == {"image": tmp_path / "x.tif"}
     assert output_paths(str(tmp_path / "x.tif"), ["edited", "labels"]) == {

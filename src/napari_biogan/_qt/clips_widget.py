@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from napari.utils import progress
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget
 
-from ._common import ImageLayerPicker, OpenFramesButton, PathRow, SessionWidget, add_layers
+from ._common import ImageLayerPicker, OpenFramesButton, PathRow, ProgressTask, SessionWidget, add_layers
 
 
 def parse_clip_size(text: str) -> tuple[int, int, int]:
@@ -130,7 +129,7 @@ class ClipsWidget(SessionWidget):
             report_error(err, "Finding clips")
             return
         self.find_button.setEnabled(False)
-        self._bar = progress(total=0, desc=f"Finding moving cells in {layer.name}")
+        self._bar = ProgressTask(None, f"Finding moving cells in {layer.name}")
         settings = {"size": size, "downscale": self.downscale_spin.value(), "source": layer.name}
         self.run_worker(find_clips, np.asarray(layer.data), size, self.downscale_spin.value(),
                         self.max_spin.value() or None, tracks, self.stride_spin.value() or None,

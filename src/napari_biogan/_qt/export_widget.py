@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +31,11 @@ def write_stack(path: str, stack: np.ndarray, axes: str, provenance: dict[str, A
     return [str(write_tiff(path, stack, axes, provenance, dtype=dtype, overwrite=overwrite))]
 
 
-def output_paths(path: str, names: list[str]) -> dict[str, Path]:
-    """Where each output goes: ``path`` for a single output, else ``NAME_<output>.tif`` beside it."""
-    path = Path(path)
-    if len(names) == 1:
-        return {names[0]: path}
-    return {name: path.with_name(f"{path.stem}_{name}{path.suffix}") for name in names}
-
-
 def write_fresh(model, n: int, seed: int, precision: str, device: str, path: str, dtype: str,
                 overwrite: bool, controls: dict[str, Any] | None = None):
     """Worker: generate ``n`` samples of every output (yielding progress) and write a file per output."""
-    from ..core.contract import LABELS, SIGNED
-    from ..core.atomic import exists_message
-    from ..core.errors import DataError, OutputExistsError
-    from ..core.export import LABELS_DTYPE, write_tiff
+    from ..core.errors import DataError
+    from ..core.export import output_paths, write_outputs
     from ..core.model import LATENT_NOTE
     from ..core.provenance import provenance
     from .generate_widget import load_default_model
@@ -57,30 +46,14 @@ def write_fresh(model, n: int, seed: int, precision: str, device: str, path: str
         names = " and ".join(f"'{spec.name}'" for spec in model.run_inputs())
         raise DataError(f"A '{model.family.name}' model makes its outputs from its {names} input, not from a "
                         "seed; run it on a layer with Generate and export the layers.")
-    specs = {spec.name: spec for spec in model.outputs}
-    paths = output_paths(path, list(specs))
-    taken = [p for p in paths.values() if os.path.lexists(p)]
-    if taken and not overwrite:  # refuse before spending time on generation
-        raise OutputExistsError(exists_message(taken[0]))
+    paths = output_paths(path, [spec.name for spec in model.outputs], overwrite)  # before generating
     request = {"n": n, "seed": seed, "controls": controls}
     model, outputs = yield from run_model(model, request, precision, device)
-    sample_axes = "".join(model.family.sample_axes)
-    written = []
-    for name, data in outputs.items():
-        spec = specs.get(name)
-        if spec is None:
-            continue
-        extra: dict[str, Any] = {"output": name, "output_kind": spec.kind}
-        if spec.kind == LABELS:
-            axes, kind_dtype, extra["classes"] = "N" + sample_axes, LABELS_DTYPE, list(spec.classes)
-        else:
-            # a signed map is never clamped (uint16 would cut its negative values)
-            axes, kind_dtype = "NC" + sample_axes, "float32" if spec.kind == SIGNED else dtype
-            extra["channels"] = [{"name": c.name, "colormap": c.colormap} for c in spec.channels]
-        record = provenance(model, seed=seed, n=n, latent=LATENT_NOTE, precision=precision,
-                            controls=dict(controls or {}) or None, **extra)
-        written.append(str(write_tiff(paths[name], data, axes, record, dtype=kind_dtype, overwrite=overwrite)))
-    return written
+    record = provenance(model, seed=seed, n=n, latent=LATENT_NOTE, precision=precision,
+                        controls=dict(controls or {}) or None)
+    written = write_outputs(paths, outputs, model.outputs, "N", "".join(model.family.sample_axes), record,
+                            dtype, overwrite)
+    return [str(p) for p in written]
 
 
 class ExportWidget(SessionWidget):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import BioGanError, DataError, OutputExistsError
+from ..core.errors import BioGanError, DataError
 
 
 class _Aborted(KeyboardInterrupt):
@@ -95,33 +95,19 @@ def _controls(model, items: list[str]) -> dict[str, Any]:
 
 
 def _targets(model, output: str, overwrite: bool) -> dict[str, Path]:
-    """Where each output goes: ``-o`` for one output, else OUT_<name>.tif each; all checked before any work."""
-    base, names = Path(output), [o.name for o in model.outputs]
-    tif = base.suffix.lower() in (".tif", ".tiff")
-    stem, suffix = (base.name[:-len(base.suffix)], base.suffix) if tif else (base.name, ".tif")
-    targets = {names[0]: base} if len(names) == 1 else {n: base.with_name(f"{stem}_{n}{suffix}") for n in names}
-    for path in targets.values():
-        if path.exists() and not overwrite:
-            raise OutputExistsError(f"{path} already exists; choose another name or add --overwrite.")
-    return targets
+    """Where each output goes (core.export.output_paths), checked before any work."""
+    from ..core.export import output_paths
+
+    return output_paths(output, [o.name for o in model.outputs], overwrite)
 
 
 def _write_outputs(model, outputs: dict, targets: dict[str, Path], lead: str, record: dict, dtype: str,
                    overwrite: bool) -> list[Path]:
-    """Every output into its TIFF: images as ``dtype``, signed maps float32, labels as integers."""
-    from ..core.contract import IMAGE, LABELS, SIGNED
-    from ..core.export import write_tiff
+    """Every output into its TIFF through the one writer of outputs (core.export.write_outputs)."""
+    from ..core.export import write_outputs
 
-    kinds = {o.name: o.kind for o in model.outputs}
-    sample_axes = "".join(model.family.sample_axes)
-    written = []
-    for name, path in targets.items():
-        kind = kinds.get(name, IMAGE)
-        axes = lead + sample_axes if kind == LABELS else lead + "C" + sample_axes
-        kind_dtype = {LABELS: "labels", SIGNED: "float32"}.get(kind, dtype)
-        info = {**record, "output": name, "output_kind": kind} if len(targets) > 1 else record
-        written.append(write_tiff(path, outputs[name], axes, info, dtype=kind_dtype, overwrite=overwrite))
-    return written
+    return write_outputs(targets, outputs, model.outputs, lead, "".join(model.family.sample_axes), record,
+                         dtype, overwrite)
 
 
 def _run_with_bar(model, source, label: str, **kwargs) -> dict:

@@ -173,3 +173,40 @@ def read_tiff_axes(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     except Exception as err:  # tifffile, zlib and OS errors all mean: this file cannot be read
         raise DataError(f"Cannot read {name} as a TIFF file.") from err
     return from_hyperstack(stack, axes_in, name), axes_in
+
+
+# -- every output of a model, one file each --------------------------------------------------------------
+
+def output_paths(path: str | os.PathLike, names: list[str], overwrite: bool = False) -> dict[str, Path]:
+    """Where each output goes: ``path`` (``.tif`` added if missing) for one output, else
+    ``STEM_<output>.tif`` beside it; all are checked before any work (OutputExistsError)."""
+    base = Path(path)
+    if base.suffix.lower() not in (".tif", ".tiff"):
+        base = base.with_name(base.name + ".tif")
+    stem, suffix = base.name[:-len(base.suffix)], base.suffix
+    paths = {names[0]: base} if len(names) == 1 else {n: base.with_name(f"{stem}_{n}{suffix}") for n in names}
+    taken = [p for p in paths.values() if os.path.lexists(p)]
+    if taken and not overwrite:
+        raise OutputExistsError(exists_message(taken[0]))
+    return paths
+
+
+def write_outputs(paths: dict[str, Path], outputs: dict[str, np.ndarray], specs, lead: str,
+                  sample_axes: str, provenance: dict[str, Any], dtype: str = "float32",
+                  overwrite: bool = False) -> list[Path]:
+    """Every output of a model (``Model.run``) into its TIFF: images as ``dtype``, signed maps float32
+    (never clamped), labels as integers; each file's provenance names its output, kind and channels."""
+    from .contract import LABELS, SIGNED
+
+    kinds = {spec.name: spec for spec in specs}
+    written = []
+    for name, path in paths.items():
+        spec = kinds[name]
+        info: dict[str, Any] = {**provenance, "output": name, "output_kind": spec.kind}
+        if spec.kind == LABELS:
+            axes, kind_dtype, info["classes"] = lead + sample_axes, LABELS_DTYPE, list(spec.classes)
+        else:
+            axes, kind_dtype = lead + "C" + sample_axes, "float32" if spec.kind == SIGNED else dtype
+            info["channels"] = [{"name": c.name, "colormap": c.colormap} for c in spec.channels]
+        written.append(write_tiff(path, outputs[name], axes, info, dtype=kind_dtype, overwrite=overwrite))
+    return written
