@@ -50,8 +50,15 @@ class CellSet:
     def subset(self, index) -> "CellSet":
         index = np.asarray(index)
         files = [self.files[i] for i in index] if self.files else []
+        info = {k: (v[index] if isinstance(v, np.ndarray) and len(v) == len(self) else v) for k, v in self.info.items()}
         return CellSet(self.images[index], self.classes[index], list(self.names), files,
-                       list(self.channel_names), dict(self.info))
+                       list(self.channel_names), info)
+
+    def split(self, fraction: float = 0.2, seed: int = 0) -> tuple["CellSet", "CellSet"]:
+        """(kept, held out): a fixed random ``fraction`` of the cells held out (C2ST, reconstruction)."""
+        order = np.random.default_rng(seed).permutation(len(self))
+        n_held = int(round(fraction * len(self)))
+        return self.subset(np.sort(order[n_held:])), self.subset(np.sort(order[:n_held]))
 
     def pairs(self) -> "CellSet":
         """One (shape, protein) image per cell and protein: multi-channel crops -> one-protein images."""
@@ -346,3 +353,12 @@ def rcell2_cells(root: str | Path, size: int | tuple[int, int] = 32) -> CellSet:
     images = np.concatenate(crops)
     return CellSet(images, np.zeros(len(images), np.int64), ["YFP", "TFP"], files,
                    ["bright-field", "YFP", "TFP"], {"groups": np.asarray(groups), "source": RCELL2_NOTE})
+
+
+#: the shipped cell model's data (build script and benchmark): 32x32 rcell2 crops, 20 % of the cells held out
+ZOO_CROP, ZOO_HELD_OUT, ZOO_SPLIT_SEED = 32, 0.2, 0
+
+
+def zoo_cell_split(root: str | Path) -> tuple[CellSet, CellSet]:
+    """(training, held-out) rcell2 cells of the shipped model: the one split its card's metrics use."""
+    return rcell2_cells(root, ZOO_CROP).split(ZOO_HELD_OUT, ZOO_SPLIT_SEED)
