@@ -4,8 +4,8 @@ An encoder maps a slice to a feature map from which a latent discriminator must 
 able to tell the attributes (the encoder is trained to fool it, with a weight that ramps
 up from 0: the lambda warm-up); the decoder gets the attribute code at every layer, so
 it alone decides how the attributes look. With ``lambda_classifier`` > 0 a classifier
-discriminator (trained on real and reconstructed slices) also asks that slices decoded
-with flipped attributes show them: the report's improvement. Attributes are declared in
+discriminator (trained on real slices) also asks that reconstructed slices show their
+attributes and slices decoded with flipped attributes the flipped ones: the report's improvement. Attributes are declared in
 the config (``attributes``: ``name:kind[:values]``, see data/attributes.py), binary,
 categorical (ordered or not) or continuous, each with its own loss and flip procedure.
 
@@ -221,7 +221,7 @@ class FaderFamily(Family):
         # Fader: Adam 2e-4 (0.5, 0.999), batch 32, gradient clip 5, lambda ramped 0 -> lambda_latent over
         # lambda_schedule steps (500k steps there; a CPU run has thousands, so the weights are larger).
         return {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "batch_size": 32, "lambda_latent": 0.01,
-                "lambda_classifier": 0.05, "lambda_schedule": 2000, "grad_clip": 5.0, "flip_axes": (-1,),
+                "lambda_classifier": 0.05, "lambda_schedule": 1000, "grad_clip": 5.0, "flip_axes": (-1,),
                 "shift": 3, "intensity_jitter": 0.1}
 
     def make_optimizers(self, nets, hparams):
@@ -264,11 +264,12 @@ class FaderFamily(Family):
         result = {"reconstruction": loss_rec.item(), "latent_discriminator": loss_lat.item(),
                   "latent_fooling": loss_adv.item(), "lambda_latent": float(hp["lambda_latent"]) * warm}
         weight = float(hp.get("lambda_classifier", 0.0))
-        if weight > 0:  # the classifier discriminator: slices decoded with flipped attributes must show them
-            estimator.requires_grad_(False)
+        if weight > 0:  # the classifier discriminator: reconstructed slices must show their attributes, and
+            estimator.requires_grad_(False)  # slices decoded with flipped attributes the flipped ones
             estimator.eval()
-            loss_clf = attribute_loss(specs, estimator(decoder(z, attribute_code(specs, flipped))), flipped)
-            loss = loss + weight * warm * loss_clf
+            swapped = decoder(z, attribute_code(specs, flipped))
+            loss_clf = attribute_loss(specs, estimator(swapped), flipped)
+            loss = loss + weight * warm * (loss_clf + attribute_loss(specs, estimator(recon), y, w))
             result["classifier_swap"] = loss_clf.item()
         autoencoder = [p for group in optimizers["autoencoder"].param_groups for p in group["params"]]
         _update(optimizers["autoencoder"], loss, autoencoder, clip)
@@ -276,8 +277,9 @@ class FaderFamily(Family):
         estimator.requires_grad_(True)
         estimator.train()
 
-        # 3. the estimator (classifier discriminator) on real and reconstructed slices, true attributes
-        loss_est = attribute_loss(specs, estimator(x), y, w) + attribute_loss(specs, estimator(recon.detach()), y, w)
+        # 3. the estimator (classifier discriminator) learns the attributes from REAL slices only: trained on
+        # decoded ones too, it would learn to read whatever mark the decoder leaves (the two would collude)
+        loss_est = attribute_loss(specs, estimator(x), y, w)
         _update(optimizers["estimator"], loss_est, estimator.parameters(), clip)
         result["estimator"] = loss_est.item()
         return result
