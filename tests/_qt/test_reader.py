@@ -58,3 +58,15 @@ def test_open_a_folder_of_frames_from_the_clips_and_train_widgets(tmp_path, make
         wait_workers(widget)
         assert viewer.layers.selection.active.data.shape == (4, 10, 10)
     assert widget.input_rows["image"].layer_picker.findText("movie") >= 0
+
+
+def test_pickers_outliving_their_viewer_disconnect_quietly():
+    """Regression (CI): a layer picker destroyed after its viewer's emitters were cleared raised
+    AttributeError in the Qt event loop, failing the next test's setup."""
+    from napari.utils.events import EmitterGroup
+
+    from napari_biogan._qt._common import _disconnect_layers, disconnect
+
+    cleared = EmitterGroup()  # what napari leaves when the layer list is torn down
+    _disconnect_layers(cleared, lambda *_: None)
+    disconnect(lambda *_: None, None, object())

@@ -281,12 +281,19 @@ class ProgressTask:
         return self._bar is None
 
 
-def _disconnect_layers(events, slot) -> None:
-    for event in (events.inserted, events.removed, events.reordered):
+def disconnect(slot, *events) -> None:
+    """Forget ``slot`` on each event, quietly: at teardown the viewer may already be gone."""
+    for event in events:
         try:
             event.disconnect(slot)
-        except (ValueError, RuntimeError, TypeError):
+        except (AttributeError, ValueError, RuntimeError, TypeError):
             pass
+
+
+def _disconnect_layers(events, slot) -> None:
+    """Forget a picker's layer-list slots; the viewer may already be gone (its emitters cleared)."""
+    for name in ("inserted", "removed", "reordered"):
+        disconnect(slot, getattr(events, name, None))
 
 
 def add_layers(viewer, layer_data: Sequence[tuple], replace: bool = False, in_place: bool = False) -> list:

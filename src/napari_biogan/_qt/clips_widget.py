@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget
 
-from ._common import ImageLayerPicker, OpenFramesButton, PathRow, ProgressTask, SessionWidget, add_layers
+from ._common import (ImageLayerPicker, OpenFramesButton, PathRow, ProgressTask, SessionWidget, add_layers,
+                      disconnect)
 
 
 def parse_clip_size(text: str) -> tuple[int, int, int]:
@@ -46,13 +47,6 @@ def clip_outlines(info: list[dict[str, Any]], size: tuple[int, int, int]) -> lis
         y1, x1 = y0 + size[1] * scale, x0 + size[2] * scale
         outlines.append(np.array([[t, y0, x0], [t, y0, x1], [t, y1, x1], [t, y1, x0]], dtype=float))
     return outlines
-
-
-def _disconnect(event, slot) -> None:
-    try:
-        event.disconnect(slot)
-    except (ValueError, RuntimeError, TypeError):
-        pass
 
 
 class ClipsWidget(SessionWidget):
@@ -101,10 +95,10 @@ class ClipsWidget(SessionWidget):
         self._bar = None
         selection = napari_viewer.layers.selection.events.active
         selection.connect(self._follow_selection)
-        self.destroyed.connect(lambda *_: _disconnect(selection, self._follow_selection))
+        self.destroyed.connect(lambda *_: disconnect(self._follow_selection, selection))
         steps = napari_viewer.dims.events.current_step
         steps.connect(self._place_clip)
-        self.destroyed.connect(lambda *_: _disconnect(steps, self._place_clip))
+        self.destroyed.connect(lambda *_: disconnect(self._place_clip, steps))
         self._follow_selection()
 
     def _follow_selection(self, *_) -> None:

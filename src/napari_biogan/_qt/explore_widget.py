@@ -24,7 +24,8 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabe
 from ..core.contract import IMAGE, LATENT, Point
 from ..core.errors import BioGanError, DataError
 from ..core.render import LatestOnlyRenderer
-from ._common import PRECISIONS, ImageLayerPicker, ProgressTask, SessionWidget, add_layers, report_error
+from ._common import (PRECISIONS, ImageLayerPicker, ProgressTask, SessionWidget, add_layers, disconnect,
+                      report_error)
 from .controls import ControlWidget, DirectionSliders, KeyframeList
 from .explore_work import (DEFAULT_DIRECTIONS, INTERPOLATION, LAYER_NAME, MAX_DIRECTIONS, PATH_BATCH,  # noqa: F401
                            PATH_LAYER_NAME, ExploreRequest, compute_directions, encode_sample, fit_sample,
@@ -79,7 +80,7 @@ class ExploreWidget(SessionWidget):
         slot = self._layer_source_changed
         for event in events:
             event.connect(slot, position="last")  # after the picker has refreshed for a new layer
-        self.destroyed.connect(lambda *_: (renderer.close(timeout=0.5), _disconnect(events, slot)))
+        self.destroyed.connect(lambda *_: (renderer.close(timeout=0.5), disconnect(slot, *events)))
         self._quiet = False
         if self.session.model is None:
             self.status.setText("Loading the shipped demo model...")
@@ -525,7 +526,7 @@ class ExploreWidget(SessionWidget):
 
     def teardown(self) -> None:
         self.renderer.close(timeout=0.5)
-        _disconnect(self._viewer_events(), self._layer_source_changed)
+        disconnect(self._layer_source_changed, *self._viewer_events())
         if self._path_task is not None:
             self._path_task.close()
         super().teardown()
@@ -533,11 +534,3 @@ class ExploreWidget(SessionWidget):
     @property
     def busy(self) -> bool:
         return bool(self.workers) or not self.renderer.idle()
-
-
-def _disconnect(events: list, slot) -> None:
-    for event in events:
-        try:
-            event.disconnect(slot)
-        except (ValueError, RuntimeError, TypeError):
-            pass
