@@ -95,3 +95,11 @@ def test_rgb_data_for_a_grey_model_is_refused():
         video.prepare_data(np.zeros((20, 40, 40, 3), np.uint8), video.default_config())
     with pytest.raises(DataError, match="RGB"):
         images.prepare_data(np.zeros((5, 32, 32, 3), np.uint8), images.default_config())
+
+
+def test_a_training_seed_beyond_64_bits_is_one_sentence():
+    from napari_biogan.core.training import TrainSettings, setup_training
+
+    images = np.random.default_rng(0).random((8, 16, 16)).astype(np.float32)
+    with pytest.raises(DataError, match="training seed"):
+        setup_training("dcgan2d", images, TrainSettings(steps=1, seed=2 ** 63), config_overrides=TINY)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import torch
 
 STEP, PREVIEW, CHECKPOINT, FINISHED, CANCELLED = "step", "preview", "checkpoint", "finished", "cancelled"
+#: the largest training seed (torch generators take 64-bit seeds; the loop uses seed + 3)
+MAX_SEED = 2 ** 63 - 4
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Trainer:
             raise DataError("Training needs at least 1 step.")
         if settings.checkpoint_every < 1 or settings.preview_every < 1:
             raise DataError("Checkpoints and previews need an interval of at least 1 step.")
+        if not 0 <= int(settings.seed) <= MAX_SEED:  # the loop seeds four generators from seed .. seed + 3
+            raise DataError(f"A training seed must be a whole number from 0 to {MAX_SEED}, not {settings.seed}.")
         self.model, self.data, self.settings = model, as_training_data(data), settings
         self.family = model.family
         self.hparams = {**self.family.default_hparams(), **settings.hparams}
