@@ -159,7 +159,7 @@ class FaderFamily(Family):
         if image.shape[-1] != config.size or image.shape[-2] != config.size:
             image = resize_square(image, config.size)  # e.g. a tile, already scaled
         state = {"features": nets["encoder"](image),
-                 "original": predict_attributes(config.specs, nets["encoder"].estimator(image))}
+                 "original": predict_attributes(config.specs, nets["encoder"].estimate(image))}
         if "size" in source:
             state["size"] = source["size"].float()
         return state
@@ -221,7 +221,7 @@ class FaderFamily(Family):
         # Fader: Adam 2e-4 (0.5, 0.999), batch 32, gradient clip 5, lambda ramped 0 -> lambda_latent over
         # lambda_schedule steps (500k steps there; a CPU run has thousands, so the weights are larger).
         return {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "batch_size": 32, "lambda_latent": 0.01,
-                "lambda_classifier": 0.05, "lambda_schedule": 1000, "grad_clip": 5.0, "flip_axes": (-1,),
+                "lambda_classifier": 0.03, "lambda_schedule": 1000, "grad_clip": 5.0, "flip_axes": (-1,),
                 "shift": 3, "intensity_jitter": 0.1}
 
     def make_optimizers(self, nets, hparams):
@@ -268,8 +268,8 @@ class FaderFamily(Family):
             estimator.requires_grad_(False)  # slices decoded with flipped attributes the flipped ones
             estimator.eval()
             swapped = decoder(z, attribute_code(specs, flipped))
-            loss_clf = attribute_loss(specs, estimator(swapped), flipped)
-            loss = loss + weight * warm * (loss_clf + attribute_loss(specs, estimator(recon), y, w))
+            loss_clf = attribute_loss(specs, encoder.estimate(swapped), flipped)
+            loss = loss + weight * warm * (loss_clf + attribute_loss(specs, encoder.estimate(recon), y, w))
             result["classifier_swap"] = loss_clf.item()
         autoencoder = [p for group in optimizers["autoencoder"].param_groups for p in group["params"]]
         _update(optimizers["autoencoder"], loss, autoencoder, clip)
@@ -279,7 +279,7 @@ class FaderFamily(Family):
 
         # 3. the estimator (classifier discriminator) learns the attributes from REAL slices only: trained on
         # decoded ones too, it would learn to read whatever mark the decoder leaves (the two would collude)
-        loss_est = attribute_loss(specs, estimator(x), y, w)
+        loss_est = attribute_loss(specs, encoder.estimate(x), y, w)
         _update(optimizers["estimator"], loss_est, estimator.parameters(), clip)
         result["estimator"] = loss_est.item()
         return result

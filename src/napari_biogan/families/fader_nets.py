@@ -1,11 +1,13 @@
 """Fader Networks (Lample et al. 2017) with the report's extensions: the networks and the attribute math.
 
 - :class:`FaderEncoder`: Conv k4 s2 (BatchNorm after the first, LeakyReLU 0.2) down to a
-  feature map; it also holds ``estimator``, a small image classifier of the attributes:
+  feature map; it also holds ``estimator``, a small image classifier of the attributes (of
+  blurred slices, see :func:`blur`):
   the report's classifier discriminator during training, and at run time the estimate of
   a user's slice's own attributes (what the "difference" output is measured from).
-- :class:`FaderDecoder`: ConvTranspose k4 s2 back up; the attribute code, broadcast over
-  the plane, is concatenated to the input of EVERY layer; dropout in the last layers.
+- :class:`FaderDecoder`: ConvTranspose k4 s2 back up (the image layer: upsampling and a 3x3
+  convolution, no checkerboard); the attribute code, broadcast over the plane, is
+  concatenated to the input of EVERY layer; dropout in the last layers.
 - :class:`LatentDiscriminator`: convolutions to 1x1 and an MLP (dropout 0.3) that predict
   the attributes from the latent map.
 
@@ -68,6 +70,17 @@ class AttributeCNN(nn.Module):
         return self.head(self.features(x))
 
 
+def blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """A fixed Gaussian blur (5x5): what the classifier discriminator sees. Without it the decoder learns
+    pixel-scale textures that classifiers read as a class (adversarial marks), not anatomy."""
+    radius = 2
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :]).expand(x.shape[1], 1, -1, -1)
+    return F.conv2d(F.pad(x, (radius,) * 4, mode="replicate"), kernel, groups=x.shape[1])
+
+
 class FaderEncoder(nn.Module):
     def __init__(self, channels: int, size: int, layer_widths: Sequence[int], head: int, estimator_width: int):
         super().__init__()
@@ -82,6 +95,11 @@ class FaderEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
 
+    def estimate(self, x: torch.Tensor) -> torch.Tensor:
+        """The attribute heads of (blurred) slices: the classifier discriminator, and the estimate of a
+        user's slice's own attributes."""
+        return self.estimator(blur(x))
+
 
 class FaderDecoder(nn.Module):
     def __init__(self, channels: int, layer_widths: Sequence[int], code: int, dropout: float):
@@ -95,8 +113,9 @@ class FaderDecoder(nn.Module):
                 if dropout > 0 and i <= 2:  # the last layers before the image (as the official code)
                     block.append(nn.Dropout(dropout))
                 block.append(nn.ReLU(inplace=True))
-            else:
-                block = [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.Tanh()]
+            else:  # the image layer: upsampling + 3x3 convolution (a transposed one leaves a checkerboard)
+                block = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                         nn.Conv2d(c_in, c_out, 3, 1, 1), nn.Tanh()]
             layers.append(nn.Sequential(*block))
         self.layers = nn.ModuleList(layers)
 

@@ -131,7 +131,8 @@ def train_attribute_classifier(images: np.ndarray, values: np.ndarray, specs: Se
                                seed: int = 0, progress: Callable[[int, float], None] | None = None
                                ) -> AttributeClassifier:
     """Train on the TRAINING split only (N, 1, S, S) in [-1, 1]; class-balanced batches for the first
-    class attribute (rare classes are seen as often as common ones); shifts and left-right flips."""
+    class attribute (rare classes are seen as often as common ones); shifts, left-right flips, blur
+    and pixel noise (:func:`texture_jitter`)."""
     import torch
 
     from ..families.fader import augment
@@ -151,6 +152,7 @@ def train_attribute_classifier(images: np.ndarray, values: np.ndarray, specs: Se
         x = augment(images_t[index], 3, 0.1, generator)
         flip = torch.rand(len(x), generator=generator) < 0.5
         x[flip] = x[flip].flip(-1)
+        x = texture_jitter(x, generator)
         loss = attribute_loss(specs, net(x), values_t[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -160,6 +162,23 @@ def train_attribute_classifier(images: np.ndarray, values: np.ndarray, specs: Se
             progress(step + 1, loss.item())
     net.eval()
     return AttributeClassifier(net, specs, images_t.shape[-1], {"width": width})
+
+
+def texture_jitter(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
+    """A third of the slices blurred, a third with pixel noise: the classifier must read anatomy, so a
+    generator cannot pass its test with pixel-scale marks."""
+    import torch
+
+    from ..families.fader_nets import blur
+
+    pick = torch.randint(0, 3, (len(x),), generator=generator)
+    x = x.clone()
+    if bool((pick == 1).any()):
+        x[pick == 1] = blur(x[pick == 1], 1.0)
+    if bool((pick == 2).any()):
+        noise = torch.randn(x[pick == 2].shape, generator=generator) * 0.05
+        x[pick == 2] = (x[pick == 2] + noise).clamp(-1, 1)
+    return x
 
 
 def _balancing_weights(specs: Sequence[AttributeSpec], values: np.ndarray) -> "torch.Tensor":
