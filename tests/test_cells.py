@@ -272,3 +272,23 @@ def test_deeploc_cells_are_read_as_shape_and_protein():
     config = family.default_config(**TINY)
     data = family.prepare_data({"image": cells.images, "class": cells.classes, "class_names": cells.names}, config)
     assert len(data) == 36 and config.proteins == tuple(cells.names)
+
+
+def test_a_users_field_is_cropped_and_a_crop_is_found_in_the_model():
+    from napari_biogan.data.cells import crop_field_cells
+    from napari_biogan.metrics.cells import find_cell
+
+    field = np.full((80, 96), 50.0)
+    yy, xx = np.mgrid[:80, :96]
+    for y, x in ((20, 30), (55, 70)):
+        field[(yy - y) ** 2 + (xx - x) ** 2 < 49] = 200.0
+    cells = crop_field_cells([field, field[::-1], field[:, ::-1]], size=16, channel_names=("BF", "YFP", "TFP"))
+    assert cells.images.shape == (2, 3, 16, 16) and cells.names == ["YFP", "TFP"]
+    torch.manual_seed(0)
+    model = Model.new("cells", **dict(TINY, height=16, width=16), proteins=("YFP", "TFP"))
+    fit, point = find_cell(model, cells.images[0], restarts=2, steps=5)
+    assert point.state["latent"].shape == (1, 8) and point.controls["protein"] == 0
+    fit, point = find_cell(model, cells.images[0][[0, 2]], protein=2, restarts=2, steps=5)
+    assert point.controls["protein"] == 2 and fit.reconstruction.shape == (1, 3, 16, 16)
+    with pytest.raises(DataError, match="needs its protein"):
+        find_cell(model, cells.images[0][:2])

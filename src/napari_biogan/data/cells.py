@@ -362,3 +362,20 @@ ZOO_CROP, ZOO_HELD_OUT, ZOO_SPLIT_SEED = 32, 0.2, 0
 def zoo_cell_split(root: str | Path) -> tuple[CellSet, CellSet]:
     """(training, held-out) rcell2 cells of the shipped model: the one split its card's metrics use."""
     return rcell2_cells(root, ZOO_CROP).split(ZOO_HELD_OUT, ZOO_SPLIT_SEED)
+
+
+def crop_field_cells(channels: Sequence[np.ndarray], centres: np.ndarray | None = None,
+                     labels: np.ndarray | None = None, size: int = 32,
+                     channel_names: Sequence[str] = ()) -> CellSet:
+    """The "crop cells" step on a user's own field (CLI and widget): ``channels`` (shape first, then the
+    proteins; arrays (Y, X) as the layers hold them) -> a :class:`CellSet` of (C, size, size) uint8 crops.
+
+    Centres come from ``centres`` ((M, 2) y, x: a table, a Points layer), else from ``labels`` (a
+    Labels layer), else from :func:`detect_centres` on the shape channel.
+    """
+    if centres is None:
+        centres = centres_from_labels(labels) if labels is not None else detect_centres(channels[0])
+    crops = crop_cells(channels, np.asarray(centres), size)
+    names = list(channel_names) or ["shape"] + [f"protein {i + 1}" for i in range(len(channels) - 1)]
+    return CellSet(crops, np.zeros(len(crops), np.int64), names[1:] or ["protein"],
+                   [f"cell{i}" for i in range(len(crops))], names, {"centres": np.asarray(centres)})

@@ -338,6 +338,38 @@ def reconstruct_cells(model, pairs, classes, restarts: int = 5, steps: int = 50,
                            np.stack(images), nn_l2, model.family.latent_dim(model.config))
 
 
+def find_cell(model, image, protein: int = 0, restarts: int = 5, steps: int = 50, seed: int = 0):
+    """"Find this cell in the model": one crop as the user has it -> (:class:`~core.latent.LatentFit`,
+    the Explore :class:`~core.contract.Point` at its latent).
+
+    ``image``: (1 + k, Y, X) with every protein (``protein`` 0), or (2, Y, X) = (shape, the protein
+    ``protein``, 1-based as the "protein" control counts). 8-bit crops are scaled /255 as in
+    training, [0, 1] floats kept, other data scaled by this crop's own percentiles.
+    """
+    from ..core.contract import Point
+    from ..core.latent import fit_latent
+    from ..families.cells import _scaled
+
+    data = np.asarray(image)
+    k = len(model.config.protein_names)
+    size = (model.config.height, model.config.width)
+    if data.ndim != 3 or data.shape[0] not in (2, 1 + k):
+        raise DataError(f"Finding a cell needs one crop shaped (2, Y, X) or ({1 + k}, Y, X); got {data.shape}.")
+    crop = _scaled(data[None], size)[0]
+    target = crop
+    if crop.shape[0] == 2 and k > 1:
+        if not 1 <= protein <= k:
+            raise DataError(f"A (shape, protein) crop needs its protein: 1 to {k} "
+                            f"({', '.join(model.config.protein_names)}).")
+        target = np.zeros((1 + k, *size), np.float32)
+        target[0], target[protein] = crop[0], crop[1]
+    controls = model.check_controls({"protein": protein})
+    fit = fit_latent(model, target, controls, restarts=restarts, steps=steps, seed=seed)
+    point = Point({"latent": fit.latent}, controls, {"latent": "fitted (metrics.cells.find_cell)",
+                                                     "fit_mse": round(fit.mse, 8)})
+    return fit, point
+
+
 def nearest_neighbour_l2(pairs, classes, search, search_classes, leave_one_out: bool = False) -> np.ndarray:
     """L2 (RMSE) of each cell to its nearest cell of the same class in ``search``."""
     out = []
