@@ -73,6 +73,10 @@ def test_scaling_maps_percentiles_to_minus_one_one_and_keeps_the_aspect_ratio():
     assert float(scaled.min()) == -1.0 and float(scaled.max()) <= 1.0
     assert float((scaled[:, :, :4] + 1).abs().max()) < 1e-5  # padded above and below: the slice was wide
     assert float((scaled[:, :, -4:] + 1).abs().max()) < 1e-5 and float(scaled[:, :, 8].max()) > 0
+    yy, xx = np.mgrid[:40, :48]
+    head_slice = np.where(np.hypot(yy - 20, xx - 24) < 16, 50 + xx * 3.0, 0).astype(np.float32)
+    once = scale_slices(head_slice, 32)
+    assert float((scale_slices(once, 32) - once).abs().max()) < 0.01  # scaling twice changes (almost) nothing
     rgb = np.repeat(slab[:, None], 3, axis=1)
     assert torch.allclose(scale_slices(rgb, 16), scaled, atol=1e-6)
 

@@ -215,8 +215,10 @@ def scale_slices(images: Any, size: int, percentiles: Sequence[float] = PERCENTI
     """Images (H, W), (N, H, W) or (N, C, H, W) at any size -> (N, 1, size, size) in [-1, 1].
 
     Each image is mapped from its own percentiles to [-1, 1] (colour is averaged to
-    grey), padded to a square with its darkest value (keeps the aspect ratio) and
-    resized with antialiasing. Training data and a user's slice both go through here.
+    grey), padded to a square with its darkest value (keeps the aspect ratio), resized
+    with antialiasing and mapped from its percentiles again, so scaling a scaled slice
+    changes nothing (loaders scale, then the family's ``prepare_data`` scales again).
+    Training data and a user's slice both go through here.
     """
     import torch
     import torch.nn.functional as F
@@ -234,12 +236,19 @@ def scale_slices(images: Any, size: int, percentiles: Sequence[float] = PERCENTI
         images = images.mean(1, keepdim=True)  # MRI is grey: RGB renderings are averaged
     out = []
     for part in images.split(chunk):
-        flat = part.reshape(len(part), -1)
-        q = torch.quantile(flat, torch.tensor([p / 100 for p in percentiles], dtype=flat.dtype), dim=1)
-        low, high = q[0][:, None, None, None], q[1][:, None, None, None]
-        part = ((part - low) / (high - low).clamp_min(1e-6)).clamp(0, 1) * 2 - 1
-        out.append(resize_square(part, size))
+        part = resize_square(_stretch(part, percentiles), size)
+        out.append(_stretch(part, percentiles))  # idempotent: a scaled slice scales to itself
     return torch.cat(out)
+
+
+def _stretch(part: "torch.Tensor", percentiles: Sequence[float]) -> "torch.Tensor":
+    """Each image's percentiles -> -1 and 1, clipped."""
+    import torch
+
+    flat = part.reshape(len(part), -1)
+    q = torch.quantile(flat, torch.tensor([p / 100 for p in percentiles], dtype=flat.dtype), dim=1)
+    low, high = q[0][:, None, None, None], q[1][:, None, None, None]
+    return ((part - low) / (high - low).clamp_min(1e-6)).clamp(0, 1) * 2 - 1
 
 
 def resize_square(images: "torch.Tensor", size: int) -> "torch.Tensor":
