@@ -1,6 +1,6 @@
 """Held-out comparison on BBBC039 nuclei: the full model, its ablations, and Otsu + watershed.
 
-    python benchmarks/bench_segmentation.py [--steps 700] [--work /tmp/nuclei-seg-work] [--seeds 0]
+    python benchmarks/bench_segmentation.py [--steps 1400] [--work /tmp/nuclei-seg-work] [--seeds 0]
                                             [--variants full,no-adversarial,no-attention] [--no-train] [--large]
 
 Every method is scored on the same 4 held-out fields (data.segmentation.BBBC039_TEST; trained
@@ -66,12 +66,12 @@ def summary(name: str, per_field: list[dict], extra: str = "") -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=700)
+    parser.add_argument("--steps", type=int, default=1400)
     parser.add_argument("--work", default="/tmp/nuclei-seg-work")
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated")
     parser.add_argument("--variants", default="full,no-adversarial,no-attention")
     parser.add_argument("--no-train", action="store_true", help="only evaluate checkpoints that exist")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--large", action="store_true", help="also time a 4096 x 4096 tiled run (first variant)")
     args = parser.parse_args()
 
