@@ -230,9 +230,22 @@ def test_the_shipped_model_moves_a_real_held_out_slice():
     model = Model.load(path, device="cpu")
     assert model.card["licence"].startswith("weights trained on data under ODbL")
     assert {"swap_accuracy_diagnosis", "reconstruction_mse"} <= set(model.card["metrics"])
-    image = np.asarray(Image.open(shared_data("alzheimer_mri_4class", "test", "NonDemented", "26 (62).jpg")))
+    image = np.array(Image.open(shared_data("alzheimer_mri_4class", "test", "NonDemented", "26 (62).jpg")))
     state = model.encode({"image": image})
     healthy = model.run(Point(state, {"diagnosis": 0.0}), precision="fp32")
     moderate = model.run(Point(state, {"diagnosis": 3.0}), precision="fp32")
     assert healthy["image"].shape == (1, 1, *image.shape)
     assert np.abs(healthy["difference"]).mean() < np.abs(moderate["difference"]).mean()
+
+
+def test_the_shipped_model_gives_the_same_pixels():
+    from napari_biogan.core.zoo import ZOO_DIR
+
+    path = ZOO_DIR / "mri-fader.safetensors"
+    if not path.exists():
+        pytest.skip("zoo/mri-fader.safetensors is not built (scripts/build_zoo_fader.py)")
+    model = Model.load(path, device="cpu")
+    # mean pixel of a synthetic slice at diagnosis 0 and 3, measured when the model was shipped
+    for value, mean in ((0.0, 0.4445447), (3.0, 0.2066186)):
+        out = model.run({"image": slices(1, size=40)}, controls={"diagnosis": value}, precision="fp32")
+        assert abs(float(out["image"].astype(np.float64).mean()) - mean) < 2e-5
