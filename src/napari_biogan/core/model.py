@@ -166,7 +166,7 @@ class Model:
         """Named arrays -> tensors scaled by the family's :meth:`~Family.prepare_source` (whole images)."""
         import torch
 
-        tensors = {k: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v) for k, v in source.items()}
+        tensors = {k: v if torch.is_tensor(v) else torch.as_tensor(_writable(np.asarray(v))) for k, v in source.items()}
         if getattr(source, "prepared", False):
             return tensors
         return self.family.prepare_source(self.config, tensors)
@@ -348,6 +348,11 @@ def check_request_memory(first: dict[str, "torch.Tensor"], first_n: int, n: int)
     if needed > limit:
         raise DataError(f"{n} samples would need {needed / 1e9:.3g} GB of memory, more than the "
                         f"{limit / 1e9:.3g} GB that can be spared; ask for at most {int(limit // (per_sample * 2))}.")
+
+
+def _writable(array: np.ndarray) -> np.ndarray:
+    """torch warns on read-only arrays (a PIL image, a memory map): copy those, share the rest."""
+    return array if array.flags.writeable else array.copy()
 
 
 def _batch_len(tensors: dict[str, Any]) -> int:

@@ -11,9 +11,24 @@ METRIC_NOTES: dict[str, tuple[str, str]] = {
     "fvd_digits": ("FVD (digit features)", "Fréchet distance of digit-classifier video features; lower is closer"),
     "flips_per_seq": ("Flips / sequence", "times the digit's class changes within a video; 0 is best"),
     "cos_ts": ("cosTS", "similarity of digit features of consecutive frames; 1 is best"),
+    "reconstruction_mse": ("Reconstruction MSE", "pixel error of a slice decoded with its own attributes "
+                           "(intensities 0..1); lower is closer"),
+    "pixel_accuracy": ("Pixel accuracy", "fraction of pixels given their true class; 1 is best"),
 }
+
+
+def _attribute_note(key: str) -> tuple[str, str] | None:
+    """Plain words for the attribute metrics (swap accuracy per attribute and class, errors, monotonicity)."""
+    for prefix, label, meaning in (
+            ("swap_accuracy_", "Swap accuracy", "fraction of edited slices the evaluation classifier assigns "
+                                                "to the requested value; 1 is best"),
+            ("error_", "Error", "predicted minus requested value of a continuous attribute; 0 is best"),
+            ("monotonic_", "Monotonic", "fraction of slider moves the prediction follows; 1 is best")):
+        if key.startswith(prefix):
+            return f"{label} ({key[len(prefix):].replace('_', ' ')})", meaning
+    return None
 
 
 def describe_metric(key: str) -> tuple[str, str]:
     """(label, meaning) of a metric key; unknown keys are shown as they are."""
-    return METRIC_NOTES.get(key, (key, ""))
+    return METRIC_NOTES.get(key) or _attribute_note(key) or (key, "")
