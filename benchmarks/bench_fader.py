@@ -109,8 +109,8 @@ def main() -> None:
     from napari_biogan.core.model import Model
     from napari_biogan.core.zoo import resolve_model
     from napari_biogan.data.mri import load_dementia_slices
-    from napari_biogan.metrics.attributes import (evaluate_fader, evaluation_subset, load_attribute_classifier,
-                                                  write_metrics_csv)
+    from napari_biogan.metrics import write_metrics_csv
+    from napari_biogan.metrics.attributes import evaluate_fader, evaluation_subset, load_attribute_classifier
 
     torch.set_num_threads(args.threads)
     if not DATA.is_dir():

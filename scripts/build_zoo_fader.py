@@ -138,7 +138,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from napari_biogan.core.model import Model
-    from napari_biogan.metrics.attributes import evaluate_fader, write_metrics_csv
+    from napari_biogan.metrics import write_metrics_csv
+    from napari_biogan.metrics.attributes import evaluate_fader
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)

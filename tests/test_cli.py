@@ -92,6 +92,23 @@ def test_evaluate_prints_metrics(model_file, tmp_path, capsys):
     assert "fd_pixels" in capsys.readouterr().out
 
 
+def test_evaluate_writes_a_csv_table_and_never_replaces_one(model_file, tmp_path, capsys):
+    import csv
+
+    np.save(tmp_path / "real.npy", np.random.default_rng(1).random((40, 32, 32)).astype(np.float32))
+    table = tmp_path / "metrics.csv"
+    argv = ["evaluate", "--model", model_file, "--data", str(tmp_path / "real.npy"), "-n", "20", "--csv", str(table)]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(table.open()))
+    printed = capsys.readouterr().out
+    assert [r["metric"] for r in rows] == ["fd_pixels"] and rows[0]["label"] == "Pixel FD"
+    assert f"{float(rows[0]['value']):.4f}"[:5] in printed and rows[0]["samples"] == "20"
+    before = table.read_bytes()
+    assert main(argv) == 2  # refused before evaluating: the table is kept
+    assert "already exists" in capsys.readouterr().err and table.read_bytes() == before
+    assert main(argv + ["--overwrite"]) == 0
+
+
 @pytest.mark.parametrize("command", ["models", "generate", "train", "evaluate", "export", "clips", "demo"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -188,8 +188,8 @@ def test_attribute_metrics_and_the_evaluation_classifier(tmp_path):
     from napari_biogan.core import checkpoint
     from napari_biogan.core.zoo import _model_info
     from napari_biogan.metrics.attributes import (evaluate_fader, load_attribute_classifier,
-                                                  save_attribute_classifier, train_attribute_classifier,
-                                                  write_metrics_csv)
+                                                  save_attribute_classifier, train_attribute_classifier)
+    from napari_biogan.metrics import write_metrics_csv
 
     model = tiny_model(attributes=("dx:ordered:CN|MCI|AD", "age:continuous:20|90"))
     real = model.family.prepare_data({"image": slices(9), "attributes": {"dx": np.arange(9) % 3,
@@ -210,7 +210,8 @@ def test_attribute_metrics_and_the_evaluation_classifier(tmp_path):
         set(metrics)
     csv_path = write_metrics_csv(tmp_path / "m.csv", metrics, {"model": "tiny"})
     lines = csv_path.read_text().splitlines()
-    assert lines[0] == "metric,value,real,model" and any(line.startswith("swap_accuracy_dx,") for line in lines)
+    assert lines[0] == "metric,label,value,real,meaning,model"
+    assert any(line.startswith("swap_accuracy_dx,Swap accuracy (dx),") for line in lines)
     with pytest.raises(OutputExistsError):
         write_metrics_csv(csv_path, metrics)
     with pytest.raises(DataError, match="No evaluation classifier"):

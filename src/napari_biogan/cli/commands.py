@@ -286,6 +286,11 @@ def cmd_evaluate(args) -> int:
 
     from ..data.inputs import load_training_inputs
 
+    from ..core.training import check_output
+    from ..metrics import write_metrics_csv
+
+    if args.csv:  # refuse an existing table before the (long) evaluation, not after
+        check_output(args.csv, args.overwrite, expected="a file name ending in .csv")
     model = _load(args)
     family = model.family
     sources = _training_sources(family, model.inputs, args.data, args.input)
@@ -299,6 +304,12 @@ def cmd_evaluate(args) -> int:
     print(f"metric set '{metric_set}': {args.n} model samples against {compared} real samples")
     print(json.dumps({"model": model.name, "metric_set": metric_set, "n": args.n, "real_samples": compared,
                       **{k: round(v, 4) for k, v in metrics.items()}}, indent=2))
+    if args.csv:
+        written = write_metrics_csv(args.csv, metrics, {"model": model.name, "model_sha256": model.sha256,
+                                                        "metric_set": metric_set, "samples": args.n,
+                                                        "real_samples": compared, "data": args.data},
+                                    overwrite=args.overwrite)
+        print(f"wrote {written}")
     return 0
 
 

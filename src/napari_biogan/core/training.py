@@ -254,14 +254,15 @@ def _tuples(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
 
 
-def check_output(path: str | Path, overwrite: bool) -> None:
-    """Refuse, before any training step, an output that exists (unless allowed) or cannot be written."""
+def check_output(path: str | Path, overwrite: bool, expected: str = "a model file name ending in .safetensors") -> None:
+    """Refuse, before any long work, an output that exists (unless allowed) or cannot be written;
+    ``expected`` says what to give instead of a folder."""
     import os
     import tempfile
 
     path = Path(path)
     if path.is_dir():
-        raise WriteError(f"{path} is a folder; give a model file name ending in .safetensors.")
+        raise WriteError(f"{path} is a folder; give {expected}.")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; choose another name or allow overwriting.")
     folder = path.parent

@@ -32,3 +32,32 @@ def _attribute_note(key: str) -> tuple[str, str] | None:
 def describe_metric(key: str) -> tuple[str, str]:
     """(label, meaning) of a metric key; unknown keys are shown as they are."""
     return METRIC_NOTES.get(key) or _attribute_note(key) or (key, "")
+
+
+def metric_table(metrics: dict[str, float]) -> list[tuple[str, float, float | None]]:
+    """(key, value, the real data's reference value or None), in report order; ``*_real`` keys are the
+    references, shown beside their metric rather than as rows."""
+    return [(key, float(value), metrics.get(f"{key}_real")) for key, value in metrics.items()
+            if not key.endswith("_real")]
+
+
+def write_metrics_csv(path, metrics: dict[str, float], extra: dict | None = None, overwrite: bool = False):
+    """THE metrics table on disk (CLI ``evaluate --csv``, the Evaluate widget, the benchmarks): one row per
+    metric with its key, plain label, value, the real data's reference, meaning, then the ``extra``
+    columns (model, data, metric set...). Written atomically; an existing file is kept unless ``overwrite``."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from ..core.atomic import write_atomically
+
+    buffer = io.StringIO()
+    extra = dict(extra or {})
+    writer = csv.writer(buffer)
+    writer.writerow(["metric", "label", "value", "real", "meaning", *extra])
+    for key, value, reference in metric_table(metrics):
+        label, meaning = describe_metric(key)
+        writer.writerow([key, label, f"{value:.6g}", "" if reference is None else f"{reference:.6g}", meaning,
+                         *extra.values()])
+    data = buffer.getvalue().encode("utf-8")
+    return write_atomically(Path(path), lambda handle: handle.write(data), overwrite=overwrite)

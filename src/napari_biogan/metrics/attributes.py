@@ -16,9 +16,7 @@
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -295,27 +293,3 @@ def _classifier_values(classifier: AttributeClassifier, specs, values: "torch.Te
         if column is not None:
             out[:, column] = values[:, j].numpy()
     return out
-
-
-# -- reporting ----------------------------------------------------------------------------------------------
-
-def metric_table(metrics: dict[str, float]) -> list[tuple[str, float, float | None]]:
-    """(metric, value, reference on real slices or None), in report order."""
-    return [(key, float(value), metrics.get(f"{key}_real")) for key, value in metrics.items()
-            if not key.endswith("_real")]
-
-
-def write_metrics_csv(path: str | os.PathLike, metrics: dict[str, float], extra: dict[str, Any] | None = None,
-                      overwrite: bool = False) -> Path:
-    """One row per metric: metric, value, real (the classifier on real slices), then ``extra`` columns
-    (model, data...). Written atomically; an existing file is kept unless ``overwrite``."""
-    from ..core.atomic import write_atomically
-
-    buffer = io.StringIO()
-    extra = dict(extra or {})
-    writer = csv.writer(buffer)
-    writer.writerow(["metric", "value", "real", *extra])
-    for key, value, reference in metric_table(metrics):
-        writer.writerow([key, f"{value:.6g}", "" if reference is None else f"{reference:.6g}", *extra.values()])
-    data = buffer.getvalue().encode("utf-8")
-    return write_atomically(Path(path), lambda handle: handle.write(data), overwrite=overwrite)
