@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     p.add_argument("--metrics", default=None, metavar="SET",
                    help="metric set, e.g. 'cells' or 'digits' (default: the family's choice for this model)")
+    p.add_argument("--csv", default=None, metavar="PATH",
+                   help="also write the metrics as a table (metric, label, value, real, meaning, model...)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="render a path through keyframes (seeds, or images) as a TIFF stack")
