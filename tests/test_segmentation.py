@@ -49,9 +49,12 @@ def test_declares_an_image_in_labels_out_family_without_a_latent():
     assert not model.has_latent
     assert [(i.name, i.kind, i.train, i.run) for i in model.inputs] == [
         ("image", IMAGE, True, True), ("labels", LABELS, True, False)]
-    labels, probability = model.outputs
+    labels, probability, objects = model.outputs
     assert labels.kind == LABELS and labels.classes == ("background", "interior", "boundary")
     assert probability.kind == IMAGE and model.main_output == "probability"
+    assert objects.name == "instances" and objects.kind == LABELS and objects.classes == ()
+    # without a boundary class there is nothing to split objects along: no instances output
+    assert [o.name for o in Model.new("segmentation", **{**TINY, "classes": 2}).outputs] == ["labels", "probability"]
     assert model.family.inference_nets == ("generator",) and model.controls == []
     assert get_family("segmentation").title == "Segmentation (adversarial U-Net + self-attention)"
 
@@ -337,6 +340,25 @@ def test_tiled_and_untiled_runs_agree_exactly_without_attention():
     tiled = model.run({"image": image[None]}, tile=96, overlap=64, precision="fp32")
     assert np.allclose(whole["probability"], tiled["probability"], atol=1e-4)
     assert np.array_equal(whole["labels"], tiled["labels"])
+    assert np.array_equal(whole["instances"], tiled["instances"])
+
+
+def test_instances_are_made_from_the_joined_class_map_so_tiles_never_cut_an_object():
+    """Two nuclei touching along a predicted boundary, one of them across where a tile border would be."""
+    model = Model.new("segmentation", **TINY)
+    yy, xx = np.mgrid[:64, :96]
+    left, right = np.hypot(yy - 32, xx - 30) < 14, np.hypot(yy - 32, xx - 55) < 14
+    class_map = np.zeros((64, 96), np.uint8)
+    class_map[left | right] = 1
+    class_map[left & ~np.roll(left, 2, axis=1)] = 2  # boundary crescents on each right edge
+    class_map[right & ~np.roll(right, 2, axis=1)] = 2
+    class_map[(np.abs(xx - 43) <= 1) & (left | right)] = 2  # the touching line
+    finished = model.family.finish(model.config, {"labels": class_map[None]})
+    objects = finished["instances"][0]
+    assert finished["labels"] is not None and objects.shape == class_map.shape
+    assert len(np.unique(objects[objects > 0])) == 2  # two objects, not one and not three
+    assert np.unique(objects[left & (xx < 40)]).size == 1 and np.unique(objects[right & (xx > 47)]).size == 1
+    assert (objects > 0).sum() >= 0.9 * (class_map > 0).sum()
 
 
 @pytest.fixture(scope="module")

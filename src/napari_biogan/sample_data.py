@@ -1,4 +1,4 @@
-"""File > Open Sample > napari-biogan: generated digits, Moving MNIST, T98G cell clips.
+"""File > Open Sample > napari-biogan: generated digits, Moving MNIST, T98G cell clips, a nuclei field.
 
 The digits come from the shipped demo model, so they always work. Moving MNIST
 and the T98G clips are built from public data sets that live beside the project
@@ -22,6 +22,8 @@ DIGITS_N, DIGITS_SEED = 16, 0
 MMNIST_CLIPS = 16
 #: T98G clips: (frames, height, width) and how many
 T98G_CLIP_SIZE, T98G_MAX_CLIPS = (16, 64, 64), 12
+#: the held-out BBBC039 field shown by "Nuclei field" (one of data.segmentation.BBBC039_TEST)
+NUCLEI_FIELD = "IXMtest_A09_s1"
 
 
 def synthetic_digits() -> list[LayerData]:
@@ -69,6 +71,24 @@ def t98g_clips() -> list[LayerData]:
                      "metadata": {"source": "Usiigaci T98G phase-contrast time-lapse (MIT, OIST 2018)",
                                   "clips": [dict(i) for i in info or []]}},
              "image")]
+
+
+def nuclei_field() -> list[LayerData]:
+    """One HELD-OUT BBBC039 field of U2OS nuclei (never seen by the shipped nuclei-seg model) and its
+    annotation, hidden, for Evaluate; segment the field with the nuclei-seg model in Generate."""
+    segmentation = _data_module("segmentation", "The nuclei field")
+    from .data.shared import shared_data_dir
+
+    root = shared_data_dir("bbbc039_nuclei", "The nuclei field", must_exist=True)
+    pairs = segmentation.load_bbbc039(root, [NUCLEI_FIELD])
+    image = pairs.images[0]
+    low, high = np.percentile(image, [0.5, 99.8])
+    source = (f"BBBC039 field {NUCLEI_FIELD} (U2OS nuclei, Hoechst; Broad Bioimage Benchmark Collection, "
+              "CC0), held out from the shipped nuclei-seg model's training")
+    return [(image, {"name": f"nuclei {NUCLEI_FIELD}", "colormap": "gray",
+                     "contrast_limits": (float(low), float(high)), "metadata": {"source": source}}, "image"),
+            (pairs.labels[0], {"name": f"nuclei {NUCLEI_FIELD} annotated classes", "visible": False,
+                               "metadata": {"source": source, "classes": list(pairs.class_names)}}, "labels")]
 
 
 def _data_module(name: str, what: str):

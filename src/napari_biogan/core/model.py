@@ -210,7 +210,8 @@ class Model:
             if state is None:
                 state = self.encode(source, precision=precision, batch_size=batch_size)
             raw = self._decode_chunks(state, values, precision, batch_size, progress)
-        return {name: convert_output(kinds.get(name, IMAGE), tensor) for name, tensor in raw.items()}
+        converted = {name: convert_output(kinds.get(name, IMAGE), tensor) for name, tensor in raw.items()}
+        return self.family.finish(self.config, converted)
 
     def _decode_chunks(self, state, controls, precision, batch_size, progress) -> dict[str, "torch.Tensor"]:
         import torch

@@ -17,6 +17,7 @@ from .contract import LATENT, IMAGE, Channel, Control, Input, Output, TrainConte
 from .errors import DataError, UnknownFamilyError
 
 if TYPE_CHECKING:  # torch is imported lazily so napari starts fast
+    import numpy as np
     import torch
 
     from .dataset import TrainingData
@@ -129,6 +130,14 @@ class Family(ABC):
         Default: :meth:`generate` on the state's latent.
         """
         return {"image": self.generate(nets, config, state["latent"], controls or None)}
+
+    def finish(self, config, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Converted outputs of WHOLE images (after every chunk and tile is joined) -> the final outputs.
+
+        The place for work a tile cannot do on its own, e.g. instance labels from a class map
+        (an object cut by a tile border must stay one object). Default: unchanged.
+        """
+        return outputs
 
     def generate(self, nets, config, z: "torch.Tensor", condition: Any = None) -> "torch.Tensor":
         """Images in [-1, 1], shaped (N, C, *sample_axes), from latents; default: ``nets["generator"](z)``."""

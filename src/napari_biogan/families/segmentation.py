@@ -115,9 +115,22 @@ class SegmentationFamily(Family):
                 Input("labels", LABELS, train=True, run=False, help="a class per pixel, 0 = background")]
 
     def outputs(self, config):
-        return [Output("labels", LABELS, classes=tuple(config.class_names), help="the class of every pixel"),
-                Output("probability", IMAGE, tuple(self.channels(config)),
-                       help="probability of any class but background")]
+        outputs = [Output("labels", LABELS, classes=tuple(config.class_names), help="the class of every pixel"),
+                   Output("probability", IMAGE, tuple(self.channels(config)),
+                          help="probability of any class but background")]
+        if boundary_class(config) is not None:  # objects can be split along predicted boundaries
+            outputs.append(Output("instances", LABELS, help="one label per object: interiors split along "
+                                                            "the predicted boundaries"))
+        return outputs
+
+    def finish(self, config, outputs):
+        """Instances from the joined class maps: a tile border never cuts an object in two."""
+        labels = outputs.get("labels")
+        if labels is None or boundary_class(config) is None:
+            return outputs
+        flat = labels.reshape(-1, *labels.shape[-2:])
+        objects = np.stack([instances(config, m) for m in flat]) if len(flat) else np.zeros(flat.shape, np.int32)
+        return {**outputs, "instances": objects.reshape(labels.shape)}
 
     def prepare_source(self, config, source):
         """Raw intensities of whole images -> normalised (N, C, Y, X), as training data is."""
