@@ -232,3 +232,36 @@ def test_screenshot_image_driven_family(make_napari_viewer, qtbot, wait_workers)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     _not_blank(shot)
     _save(shot, "image_family.png")
+
+
+@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
+def test_screenshot_nuclei_segmentation(make_napari_viewer, qtbot, wait_workers):
+    """The shipped nuclei-seg model on the held-out sample field, tiled, instances over the image."""
+    if not (SHARED_DATA / "bbbc039_nuclei").is_dir():
+        pytest.skip("BBBC039 is not in ../shared/data")
+    from napari_biogan.core.zoo import resolve_model
+
+    viewer = _shown_viewer(make_napari_viewer, qtbot)
+    viewer.open_sample("napari-biogan", "nuclei-field")
+    field = viewer.layers[-2].name
+    dock, model_widget = viewer.window.add_plugin_dock_widget("napari-biogan", "Model")
+    generate_dock, generate = viewer.window.add_plugin_dock_widget("napari-biogan", "Generate")
+    _narrow(viewer, qtbot, dock)
+    _share_height(viewer, qtbot, dock, generate_dock, 430)
+    model_widget.load_model_file(resolve_model("nuclei-seg"))
+    wait_workers(model_widget)
+    generate.pickers["image"].setCurrentText(field)
+    generate.tile_spin.setValue(256)
+    generate.overlap_spin.setValue(64)
+    generate.generate()
+    wait_workers(generate)
+    objects = [layer for layer in viewer.layers if layer.name.endswith("instances")]
+    assert objects and objects[0].data.max() > 20  # dozens of nuclei
+    for layer in viewer.layers:
+        layer.visible = layer.name == field or layer is objects[0]
+    objects[0].contour = 2
+    viewer.reset_view()
+    qtbot.wait(300)
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    _not_blank(shot)
+    _save(shot, "segmentation.png")
