@@ -97,6 +97,27 @@ def test_rgb_data_for_a_grey_model_is_refused():
         images.prepare_data(np.zeros((5, 32, 32, 3), np.uint8), images.default_config())
 
 
+def _blob(centre, size=48):
+    yy, xx = np.mgrid[:size, :size]
+    return np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / 18.0) * 1000
+
+
+def test_a_stack_of_unrelated_images_is_not_taken_for_a_time_lapse():
+    """Regression (hardening): a digits-like stack given to a video family trained as one time-lapse."""
+    from napari_biogan.core.registry import get_family
+
+    rng = np.random.default_rng(0)
+    unrelated = np.stack([_blob(rng.uniform(8, 40, 2)) for _ in range(40)]).astype(np.float32)
+    moving = np.stack([_blob((24, 8 + t)) for t in range(32)]).astype(np.float32)  # one blob drifting
+    video = get_family("savgan")
+    config = video.default_config(frames=8, height=16, width=16)
+    with pytest.raises(DataError, match="do not look like one time-lapse"):
+        video.prepare_data(unrelated, config)
+    assert len(video.prepare_data(moving, config)) == 4  # 32 frames -> 4 clips of 8
+    # clips (N, T, Y, X) are the user's explicit choice: not second-guessed
+    assert len(video.prepare_data(unrelated.reshape(5, 8, 48, 48), config)) == 5
+
+
 def test_a_training_seed_beyond_64_bits_is_one_sentence():
     from napari_biogan.core.training import TrainSettings, setup_training
 

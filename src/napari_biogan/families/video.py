@@ -51,6 +51,37 @@ class VideoFamily(Family):
         return video_metrics(model, real.head(n)["image"], n, seed, self.check_metric_set(metric_set))
 
 
+def frame_correlations(stack: np.ndarray, pairs: int = 64) -> tuple[float, float]:
+    """Median correlation of consecutive frames and of frames half the stack apart (T, Y, X),
+    from at most ``pairs`` pairs of frames sub-sampled to about 64 x 64 pixels."""
+    t = len(stack)
+    step_y, step_x = max(1, stack.shape[1] // 64), max(1, stack.shape[2] // 64)
+    small = np.asarray(stack[:, ::step_y, ::step_x], dtype=np.float64).reshape(t, -1)
+    small = small - small.mean(axis=1, keepdims=True)
+    small /= np.linalg.norm(small, axis=1, keepdims=True) + 1e-12
+    starts = np.unique(np.linspace(0, t - 2, min(pairs, t - 1)).astype(int))
+    near = np.median([small[i] @ small[i + 1] for i in starts])
+    far = np.median([small[i] @ small[(i + t // 2) % t] for i in starts])
+    return float(near), float(far)
+
+
+#: consecutive frames of a time-lapse are alike: refuse a stack whose neighbours are not (unrelated images)
+MIN_NEIGHBOUR_CORRELATION, MIN_NEIGHBOUR_GAIN = 0.5, 0.1
+
+
+def check_time_lapse(stack: np.ndarray) -> None:
+    """DataError for a (T, Y, X) stack that is a set of unrelated images rather than one time-lapse:
+    consecutive frames barely alike and no more alike than frames far apart (e.g. a digits stack)."""
+    if len(stack) < 4 or not np.isfinite(stack[:: max(1, len(stack) // 64)]).all():
+        return  # too short to judge; NaNs are refused below with their own sentence
+    near, far = frame_correlations(stack)
+    if near < MIN_NEIGHBOUR_CORRELATION and near - far < MIN_NEIGHBOUR_GAIN:
+        raise DataError(f"These {len(stack)} images do not look like one time-lapse: consecutive frames are no "
+                        f"more alike than frames far apart (correlation {near:.2f} vs {far:.2f}). A video model "
+                        "needs a time-lapse (T, Y, X) or clips (N, T, Y, X); images of separate objects "
+                        "train an image family.")
+
+
 def prepare_videos(array, channels: int, size: tuple[int, int, int]):
     """User videos -> float tensor (N, C, T, Y, X) in [-1, 1] of ``size`` = (frames, height, width).
 
@@ -70,6 +101,7 @@ def prepare_videos(array, channels: int, size: tuple[int, int, int]):
         raise DataError(f"These videos look like RGB colour {tuple(data.shape)}; the model is grey: "
                         "convert them to one channel first.")
     if data.ndim == 3 and channels == 1:  # one time-lapse (T, Y, X): cut into windows below
+        check_time_lapse(data)
         data = data[None]
     if data.ndim == 4 and channels == 1:
         data = data[:, None]
