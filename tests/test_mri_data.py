@@ -239,6 +239,102 @@ def test_bad_volumes_are_one_sentence(tmp_path):
         load_volume_folder(tmp_path / "nothing")
 
 
+# -- the training inputs the CLI and the widgets read (data/inputs.py) -----------------------------------------
+
+def fader(**config):
+    """The Fader family and a tiny config of it (what load_training_inputs is given)."""
+    from napari_biogan.core.registry import get_family
+
+    family = get_family("fader")
+    return family, family.default_config(**{"size": 16, "depth": 2, **config})
+
+
+def test_training_inputs_read_an_adni_folder_with_its_subject_table(tmp_path):
+    from napari_biogan.data.inputs import load_training_inputs
+
+    table = adni_folder(tmp_path / "ADNI", subjects=3)
+    family, config = fader(attributes=("DX:ordered:CN|MCI|Dementia", "position:continuous:0|1"), slab=3)
+    loaded = load_training_inputs(family, config, {"image": str(tmp_path / "ADNI"), "attributes": str(table)})
+    assert loaded["image"].shape == (3 * 2 * 3, 1, 16, 16)  # 3 subjects x 2 scans x a slab of 3
+    assert list(loaded["attributes"]["DX"][::6]) == ["CN", "MCI", "Dementia"]  # each scan takes its subject's row
+    data = family.prepare_data(loaded, config)
+    assert data.description.startswith("18 slices (DX: CN 6, MCI 6, Dementia 6; position")
+    # a subject missing from the table: its volumes are left out; a coronal slab is taken when the config says so
+    (tmp_path / "short.csv").write_text("Subject,DX\n000_S_1000,CN\n002_S_1002,Dementia\n")
+    family, config = fader(attributes=("DX:ordered:CN|MCI|Dementia",), orientation="coronal", slices="all",
+                           slice_step=4)
+    loaded = load_training_inputs(family, config, {"image": str(tmp_path / "ADNI"),
+                                                   "attributes": str(tmp_path / "short.csv")})
+    assert set(loaded["attributes"]["DX"]) == {"CN", "Dementia"}
+    assert len(loaded["image"]) == len(loaded["attributes"]["DX"]) and len(loaded["image"]) % 4 == 0
+
+
+def test_training_inputs_read_one_nifti_and_folders_of_2d_slices(tmp_path):
+    from PIL import Image
+
+    from napari_biogan.data.inputs import load_image_source, load_training_inputs
+
+    family, config = fader(slices="all", slice_step=2)
+    volume = write_nifti(tmp_path / "one.nii.gz", head())
+    images = load_image_source(str(volume), family, config)
+    assert images.shape[1:] == (1, 16, 16) and len(images) >= 5 and images.min() >= -1 and images.max() <= 1
+    rng = np.random.default_rng(0)
+    for cls, suffix in (("CN", ".png"), ("AD", ".jpg")):
+        (tmp_path / "slices" / cls).mkdir(parents=True)
+        for scan in (1, 2):
+            Image.fromarray((rng.random((20, 18)) * 255).astype(np.uint8)).save(
+                tmp_path / "slices" / cls / f"26 ({scan}){suffix}")
+    family, config = fader(attributes=("dx:ordered:CN|MCI|AD",))
+    loaded = load_training_inputs(family, config, {"image": str(tmp_path / "slices")})  # no table: the folders
+    assert loaded["image"].shape == (4, 20, 18) and list(loaded["attributes"]["dx"]) == ["AD", "AD", "CN", "CN"]
+    (tmp_path / "t.csv").write_text("file,dx\nCN/26 (1).png,MCI\nCN/26 (2).png,CN\nAD/26 (1).jpg,AD\n"
+                                    "AD/26 (2).jpg,AD\n")  # a table wins over the folder names
+    loaded = load_training_inputs(family, config, {"image": str(tmp_path / "slices"),
+                                                   "attributes": str(tmp_path / "t.csv")})
+    assert list(loaded["attributes"]["dx"]) == ["AD", "AD", "MCI", "CN"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("4d", r"4d.nii is a 4D image .* a 3D volume is needed"),
+    ("flat", "flat.nii holds no signal"),
+    ("corrupt", "Cannot read corrupt.nii.gz as a NIfTI volume"),
+    ("empty", "empty.nii.gz"),
+    ("no match", "None of the ids in the 'file' column of t.csv"),
+    ("missing row", r"t.csv has no row for 1 image\(s\), e.g. b.png"),
+    ("mixed", "The column 'age' of the attributes mixes numbers and text"),
+    ("slice", r"Slice 40 is out of range: good.nii.gz has 16 axial slices \(0-15\)"),
+    ("bad slices", "Slices are 'centre', 'all', an index"),
+])
+def test_bad_training_inputs_are_one_sentence(tmp_path, case, message):
+    from PIL import Image
+
+    from napari_biogan.data.inputs import load_training_inputs
+
+    family, config = fader(attributes=("age:continuous:20|90",), slices="40" if case == "slice" else "centre")
+    image, table = tmp_path / "images", tmp_path / "t.csv"
+    if case in ("4d", "flat"):
+        image = write_nifti(tmp_path / f"{case}.nii", np.ones((4, 4, 4, 3)) if case == "4d" else np.zeros((4, 4, 4)))
+    elif case in ("corrupt", "empty", "slice", "bad slices"):
+        good = write_nifti(tmp_path / "good.nii.gz", head())
+        image = {"corrupt": tmp_path / "corrupt.nii.gz", "empty": tmp_path / "empty.nii.gz"}.get(case, good)
+        if case == "corrupt":
+            image.write_bytes(good.read_bytes()[:200])
+        elif case == "empty":
+            image.write_bytes(gzip.compress(b""))
+    else:
+        image.mkdir()
+        for name in ("a", "b"):
+            Image.fromarray(np.full((8, 8), 100, np.uint8)).save(image / f"{name}.png")
+    rows = {"no match": "file,age\nx.png,30\ny.png,40\n", "missing row": "file,age\na.png,30\n",
+            "mixed": "file,age\na.png,30\nb.png,old\n"}.get(case, "file,age\nnone,30\n")
+    table.write_text(rows)
+    with pytest.raises(ValueError if case == "bad slices" else DataError, match=message):
+        if case == "bad slices":  # refused with the config, before any data is read
+            fader(slices="middle")
+        loaded = load_training_inputs(family, config, {"image": str(image), "attributes": str(table)})
+        family.prepare_data(loaded, config)
+
+
 # -- the real data sets (skipped without ../shared/data) ------------------------------------------------------
 
 def test_real_dementia_test_split_keeps_scans_together():

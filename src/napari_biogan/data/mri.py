@@ -385,11 +385,7 @@ def load_volume_folder(folder: str | Path, table: str | Path | Table | None = No
         if table_specs and row is None:
             skipped += 1
             continue
-        volume = read_volume(path)
-        volume = crop_to_head(volume, keep=slice_axis(volume, orientation)) if crop else volume
-        volume.data = normalise_percentiles(volume.data)
-        planes, indices, positions = take_slices(volume, orientation, slices, slab, step)
-        images = scale_slices(planes, size).numpy()
+        images, indices, positions = volume_slices(path, orientation, slices, slab, step, size, crop)
         subject = str(ids[row]).strip() if table_specs and id_column else _stem(path)
         values = []
         for spec in specs:
@@ -403,6 +399,33 @@ def load_volume_folder(folder: str | Path, table: str | Path | Table | None = No
     note = f"; {skipped} volume(s) without a table row left out" if skipped else ""
     described = f"{sum(len(p) for p in parts)} {orientation} slices of {len(parts)} volumes in {folder.name}{note}"
     return _concat(parts, specs, described)
+
+
+def volume_slices(path: str | Path, orientation: str = "axial", slices: Any = "centre", slab: int = 1,
+                  step: int = 1, size: int = 64, crop: bool = True) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """One volume's training slices (k, 1, size, size) in [-1, 1], their indices and positions (0..1):
+    read, cut to the head (``crop``), normalised by its percentiles, sliced, scaled (:func:`scale_slices`)."""
+    volume = read_volume(path)
+    volume = crop_to_head(volume, keep=slice_axis(volume, orientation)) if crop else volume
+    volume.data = normalise_percentiles(volume.data)
+    planes, indices, positions = take_slices(volume, orientation, parse_slices(slices), slab, step)
+    return scale_slices(planes, size).numpy(), indices, positions
+
+
+def parse_slices(value: Any) -> Any:
+    """Which slices, as a config or the CLI writes them: ``"centre"``, ``"all"``, an index (``"40"``) or
+    a range (``"30-50"``, ``(30, 50)``, stop excluded) -> what :func:`take_slices` takes."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if text in ("centre", "center", "all"):
+        return "centre" if text == "center" else text
+    match = re.fullmatch(r"(\d+)\s*(?:-|:|\.\.)\s*(\d+)", text)
+    if match:
+        return int(match.group(1)), int(match.group(2))
+    if text.isdigit():
+        return int(text)
+    raise DataError(f"Slices are 'centre', 'all', an index (e.g. 40) or a range (e.g. 30-50), not '{value}'.")
 
 
 def load_adni(root: str | Path, table: str | Path, *, id_column: str = "Subject",

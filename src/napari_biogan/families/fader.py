@@ -50,6 +50,13 @@ class FaderConfig:
     #: slices of a rare class of the first class attribute weigh in the losses as if the class made up
     #: this fraction of the data (the dementia data has 1% moderate slices)
     min_class_fraction: float = 0.05
+    #: how training slices are taken from NIfTI volumes (data/inputs.py, data/mri.py): the plane, which
+    #: slices ("centre": ``slab`` slices around the brain's centre; "all": every ``slice_step``-th slice
+    #: of the brain; an index "40" or a range "30-50")
+    orientation: str = "axial"
+    slices: str = "centre"
+    slab: int = 1
+    slice_step: int = 1
 
     def __post_init__(self):
         if isinstance(self.attributes, str):
@@ -66,6 +73,19 @@ class FaderConfig:
         for name in ("decoder_dropout", "latent_dropout", "min_class_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 0 and below 1")
+        from ..data.mri import ORIENTATIONS, parse_slices
+
+        if self.orientation not in ORIENTATIONS:
+            raise ValueError(f"orientation is one of {', '.join(ORIENTATIONS)}, not '{self.orientation}'")
+        if isinstance(self.slices, (tuple, list)) and len(self.slices) == 2:  # --set slices=30/50
+            self.slices = f"{self.slices[0]}-{self.slices[1]}"
+        self.slices = str(self.slices)
+        try:
+            parse_slices(self.slices)
+        except DataError as err:
+            raise ValueError(str(err)) from None
+        if self.slab < 1 or self.slice_step < 1:
+            raise ValueError("slab and slice_step must be at least 1")
         if len(self.percentiles) != 2 or not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
             raise ValueError("percentiles are two numbers from 0 to 100, the lower first (e.g. 0.5/99.5)")
 
