@@ -218,7 +218,8 @@ class GenerateWidget(SessionWidget):
         other = QFormLayout()
         self.precision_combo = QComboBox()
         self.precision_combo.addItems(PRECISIONS)
-        self.precision_combo.setToolTip("fp32: exact everywhere; auto/bf16: bf16 autocast where supported")
+        self.precision_combo.setToolTip("fp32: exact everywhere; bf16: faster on CPUs with native bf16 and GPUs; "
+                                        "auto: bf16 only where a quick measurement on this device found it faster")
         other.addRow("Precision", self.precision_combo)
         self.layout().addLayout(other)
         self.generate_button = QPushButton("Generate")

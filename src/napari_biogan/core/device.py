@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 from typing import TYPE_CHECKING, Iterator
 
@@ -35,7 +36,8 @@ def resolve_device(name: str = "auto") -> "torch.device":
 
 
 def bf16_supported(device: "torch.device") -> bool:
-    """Whether bf16 autocast is fast on this device (CPUs with AVX-512 BF16 / AMX, recent GPUs)."""
+    """Whether the hardware reports bf16 support (AVX-512 BF16 / AMX, recent GPUs): a hint for
+    benchmarks; "auto" precision goes by :func:`probe_precision`, which measures."""
     import torch
 
     if device.type == "cuda":
@@ -47,12 +49,94 @@ def bf16_supported(device: "torch.device") -> bool:
     return False
 
 
-@contextlib.contextmanager
-def inference_precision(device: "torch.device", precision: str = "auto") -> Iterator[None]:
-    """Autocast for inference: bf16 where supported ("auto"/"bf16"), plain fp32 otherwise."""
+#: "auto" takes bf16 only where the probe ran it at least this much faster than fp32
+BF16_MIN_SPEEDUP = 1.1
+_probed: dict[str, "PrecisionProbe"] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecisionProbe:
+    """What "auto" precision measured on one device: median seconds of the same small generator-like
+    workload (a transposed 3D convolution + an attention-like softmax) in fp32 and under bf16 autocast:
+    the fastest of a few interleaved runs each."""
+
+    device: str
+    fp32_s: float
+    bf16_s: float | None  # None: bf16 autocast does not run here
+
+    @property
+    def use_bf16(self) -> bool:
+        return self.bf16_s is not None and self.fp32_s >= BF16_MIN_SPEEDUP * self.bf16_s
+
+    def describe(self) -> str:
+        if self.bf16_s is None:
+            return f"auto precision on {self.device}: fp32 (bf16 does not run here)"
+        return (f"auto precision on {self.device}: {'bf16' if self.use_bf16 else 'fp32'} (probe: fp32 "
+                f"{self.fp32_s * 1e3:.1f} ms, bf16 {self.bf16_s * 1e3:.1f} ms)")
+
+
+def probe_precision(device: "torch.device", repeats: int = 5) -> PrecisionProbe:
+    """Measure, once per device and process, whether bf16 autocast is faster than fp32 here.
+
+    Flags such as AVX-512 BF16 say what an instruction set has, not what this PyTorch build
+    makes of it (on a CPU without native bf16, autocast is about 5x SLOWER): so time it.
+    """
+    import time
+
     import torch
 
-    use_bf16 = precision == "bf16" or (precision == "auto" and bf16_supported(device))
+    key = str(device)
+    if key in _probed:
+        return _probed[key]
+    if device.type not in ("cpu", "cuda"):
+        _probed[key] = PrecisionProbe(key, 1.0, None)
+        return _probed[key]
+    generator = torch.Generator().manual_seed(0)
+    layer = torch.nn.ConvTranspose3d(16, 8, 4, stride=2, padding=1).to(device)
+    x = torch.randn(1, 16, 4, 16, 16, generator=generator).to(device)
+    tokens = torch.randn(1, 1024, 32, generator=generator).to(device)
+
+    def work():
+        with torch.inference_mode():
+            y = layer(x)
+            (tokens @ tokens.transpose(1, 2)[..., :64]).softmax(-1)
+            return y
+
+    def once(bf16: bool) -> float:
+        start = time.perf_counter()
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+            work()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    # interleaved, after a warm-up of each, and the fastest of each kept: other work on the machine
+    # (napari repainting, a training) only ever adds time, so the minimum is the fair comparison
+    # one thread: with every core busy, thread barriers add tens of ms at random to either side
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        once(False)
+        try:
+            once(True)
+        except (RuntimeError, TypeError):  # no bf16 kernels for this device/build
+            _probed[key] = PrecisionProbe(key, min(once(False) for _ in range(repeats)), None)
+            return _probed[key]
+        fp32, bf16 = float("inf"), float("inf")
+        for _ in range(repeats):
+            fp32, bf16 = min(fp32, once(False)), min(bf16, once(True))
+    finally:
+        torch.set_num_threads(threads)
+    _probed[key] = PrecisionProbe(key, fp32, bf16)
+    return _probed[key]
+
+
+@contextlib.contextmanager
+def inference_precision(device: "torch.device", precision: str = "auto") -> Iterator[None]:
+    """Autocast for inference: "bf16" always, "auto" where the measured probe found bf16 faster, else fp32."""
+    import torch
+
+    use_bf16 = precision == "bf16" or (precision == "auto" and probe_precision(device).use_bf16)
     if use_bf16 and device.type in ("cpu", "cuda"):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
             yield

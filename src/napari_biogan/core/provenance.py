@@ -13,6 +13,11 @@ def provenance(model, **extra: Any) -> dict[str, Any]:
     record = {"family": model.family.name, "model": model.name, "model_sha256": model.sha256,
               "package_version": __version__}
     record.update({k: _plain(v) for k, v in extra.items() if v is not None})
+    if record.get("precision") == "auto":  # what "auto" chose here, by measurement: files say what ran
+        from .device import probe_precision
+
+        probe = probe_precision(model.device)
+        record["precision"] = f"auto: {'bf16' if probe.use_bf16 else 'fp32'}"
     return record
 
 
