@@ -292,3 +292,87 @@ def test_a_users_field_is_cropped_and_a_crop_is_found_in_the_model():
     assert point.controls["protein"] == 2 and fit.reconstruction.shape == (1, 3, 16, 16)
     with pytest.raises(DataError, match="needs its protein"):
         find_cell(model, cells.images[0][:2])
+
+
+# -- crop-cells (CLI) and the yeast-cells sample -------------------------------------------------------------
+
+def _field_files(tmp_path):
+    """A two-channel field as channel TIFFs and as one (C, Y, X) TIFF, its three cell centres and Labels."""
+    import tifffile
+
+    yy, xx = np.mgrid[:90, :120]
+    shape, protein, labels = np.full((90, 120), 100.0), np.full((90, 120), 5.0), np.zeros((90, 120), np.uint16)
+    centres = [(25, 30), (60, 85), (70, 25)]
+    for i, (y, x) in enumerate(centres):
+        disc = (yy - y) ** 2 + (xx - x) ** 2 < 49
+        shape[disc], protein[disc], labels[disc] = 180.0, 90.0 + 10 * i, i + 1
+    tifffile.imwrite(tmp_path / "bf.tif", shape.astype(np.float32))
+    tifffile.imwrite(tmp_path / "gfp.tif", protein.astype(np.float32))
+    tifffile.imwrite(tmp_path / "field.tif", np.stack([shape, protein]).astype(np.uint16))
+    tifffile.imwrite(tmp_path / "masks.tif", labels)
+    return np.asarray(centres, float)
+
+
+def test_crop_cells_cli_from_a_table_labels_or_detection_gives_a_training_folder(tmp_path, capsys):
+    from napari_biogan.cli import main
+    from napari_biogan.data.inputs import load_training_inputs
+
+    centres = _field_files(tmp_path)
+    table = tmp_path / "centres.csv"
+    table.write_text("index,axis-0,axis-1\n" + "".join(f"{i},{y},{x}\n" for i, (y, x) in enumerate(centres)))
+    fields = f"{tmp_path / 'bf.tif'},{tmp_path / 'gfp.tif'}"
+    assert main(["crop-cells", fields, "-o", str(tmp_path / "a"), "--centres", str(table), "--size", "16",
+                 "--names", "BF,GFP"]) == 0
+    assert "cropped 3 cells of 16x16 (BF, GFP)" in capsys.readouterr().out
+    crops = read_cell_folders(tmp_path / "a")
+    assert crops.images.shape == (3, 2, 16, 16) and crops.names == ["GFP"]
+    assert crops.images[:, 0, 8, 8].min() == 255 and crops.images[:, 0, 0, 0].max() == 0  # centred on each cell
+    rows = (tmp_path / "a" / "crops.csv").read_text().splitlines()
+    assert rows[0] == "file,field,y,x" and rows[1].startswith("GFP/00000.tif") and len(rows) == 4
+    assert main(["crop-cells", str(tmp_path / "field.tif"), "-o", str(tmp_path / "b"), "--labels",
+                 str(tmp_path / "masks.tif"), "--size", "16"]) == 0
+    assert main(["crop-cells", str(tmp_path / "field.tif"), "-o", str(tmp_path / "c"), "--detect",
+                 "--size", "16"]) == 0
+    detected = read_cell_folders(tmp_path / "c")
+    assert np.array_equal(read_cell_folders(tmp_path / "b").images, crops.images) and len(detected) == 3
+    model = Model.new("cells", **dict(TINY, height=16, width=16))
+    loaded = load_training_inputs(model.family, model.config, {"image": str(tmp_path / "b")})
+    assert loaded["image"].shape == (3, 2, 16, 16)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--detect"], "needs a shape channel and at least one protein"),  # one channel only
+    (["--centres", "missing.csv"], "Cannot read missing.csv"),
+    (["--labels", "masks.tif", "--labels", "masks.tif"], "one --labels file per field"),
+])
+def test_crop_cells_cli_refuses_bad_input_in_one_sentence(argv, words, tmp_path, capsys, monkeypatch):
+    from napari_biogan.cli import main
+
+    _field_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    field = "bf.tif" if argv == ["--detect"] else "field.tif"
+    assert main(["crop-cells", field, "-o", "out", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and err.count("\n") == 0
+    assert not (tmp_path / "out").exists()
+    assert main(["crop-cells", "field.tif", "-o", "out", "--detect"]) == 0
+    assert main(["crop-cells", "field.tif", "-o", "out", "--detect"]) == 2  # never into a full folder
+    assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_the_yeast_sample_is_held_out_cells_or_one_sentence(monkeypatch, tmp_path):
+    from napari_biogan.sample_data import yeast_cells
+
+    monkeypatch.setenv("NAPARI_BIOGAN_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="rcell2_yeast"):
+        yeast_cells()
+    monkeypatch.setenv("NAPARI_BIOGAN_DATA", str(shared_data("rcell2_yeast").parent))
+    layers = yeast_cells()
+    assert [kw["name"] for _, kw, _ in layers] == ["yeast cells bright-field", "yeast cells YFP", "yeast cells TFP"]
+    assert [kw["colormap"] for _, kw, _ in layers] == ["gray", "green", "cyan"]
+    from napari_biogan.data.cells import zoo_cell_split
+
+    train, _ = zoo_cell_split(shared_data("rcell2_yeast"))
+    seen = {cell.tobytes() for cell in train.images}
+    shown = np.stack([data for data, _, _ in layers], 1)
+    assert shown.shape == (16, 3, 32, 32) and not any(cell.tobytes() in seen for cell in shown)

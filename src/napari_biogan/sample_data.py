@@ -91,6 +91,27 @@ def nuclei_field() -> list[LayerData]:
                                "metadata": {"source": source, "classes": list(pairs.class_names)}}, "labels")]
 
 
+def yeast_cells(n: int = 16) -> list[LayerData]:
+    """``n`` HELD-OUT rcell2 budding-yeast cells (never seen by the shipped yeast-cells model), 32x32, as one
+    (N, Y, X) layer per channel: bright-field (shape, grey), YFP (green), TFP (cyan), additive."""
+    cells_data = _data_module("cells", "The yeast-cells sample")
+    from .core.export import PROVENANCE_KEY
+    from .data.shared import shared_data_dir
+
+    root = shared_data_dir("rcell2_yeast", "The yeast-cells sample", must_exist=True)
+    _, held_out = cells_data.zoo_cell_split(root)
+    images = held_out.images[np.linspace(0, len(held_out) - 1, n).astype(int)]
+    source = f"{n} held-out cells of the " + cells_data.RCELL2_NOTE
+    names, colours = held_out.channel_names, ("gray", "green", "cyan")
+    listed = [{"name": c, "colormap": m} for c, m in zip(names, colours)]
+    # each channel its layer, named and tagged with its channel so "Find this image in the model" takes all
+    return [(images[:, c], {"name": f"yeast cells {name}", "colormap": colours[c], "blending": "additive",
+                            "contrast_limits": (0, 255), "axis_labels": ("N", "Y", "X"),
+                            "metadata": {"source": source, PROVENANCE_KEY: {"axes": "NYX", "channel": name,
+                                                                            "channels": listed}}}, "image")
+            for c, name in enumerate(names)]
+
+
 def _data_module(name: str, what: str):
     """A module of ``napari_biogan.data``, or a plain DataError if this installation lacks it."""
     try:

@@ -1,14 +1,24 @@
-"""Clips dock widget: crop 2D+t clips around moving cells of a time-lapse layer, for training video models."""
+"""Training crops dock widget ("Clips" in the plugin menu): cut training data from a user's own images.
+
+Two modes: 2D+t clips around moving cells of a time-lapse layer (video models), and single
+cells of a multi-channel field (shape + protein layers) cropped around their centres (a
+Points layer, a Labels layer, a CSV table, or simple detection) for the cell models; the
+work is the core's (:func:`data.clips.crop_moving_clips`, :func:`data.cells.crop_field_cells`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget
 
 from ._common import (ImageLayerPicker, OpenFramesButton, PathRow, ProgressTask, SessionWidget, add_layers,
                       disconnect)
+from .crops_cells import CellCropsBox
+
+CLIPS, CELLS = "clips", "cells"
+MODE_TITLES = {CLIPS: "Clips around moving cells (time-lapse)", CELLS: "Single cells (multi-channel field)"}
 
 
 def parse_clip_size(text: str) -> tuple[int, int, int]:
@@ -49,12 +59,27 @@ def clip_outlines(info: list[dict[str, Any]], size: tuple[int, int, int]) -> lis
     return outlines
 
 
+CLIPS_NOTE = ("Clips are cropped where frames change most (moving cells); train a video model on the "
+              "clips layer.")
+
+
 class ClipsWidget(SessionWidget):
-    """Find moving cells in a time-lapse layer and add the clips around them as a new (N, T, Y, X) layer."""
+    """Training crops: clips around moving cells of a time-lapse (a new (N, T, Y, X) layer), or single cells
+    of a multi-channel field (one (N, Y, X) layer per channel, optionally saved as a training folder)."""
 
     def __init__(self, napari_viewer, parent: QWidget | None = None):
         super().__init__(napari_viewer, parent)
-        form = QFormLayout()
+        self.mode_combo = QComboBox()
+        for mode, title in MODE_TITLES.items():
+            self.mode_combo.addItem(title, mode)
+        self.mode_combo.setToolTip("What to cut: clips of a time-lapse for video models, or single cells of a "
+                                   "multi-channel field for the cell models")
+        top = QFormLayout()
+        top.addRow("Crop", self.mode_combo)
+        self.layout().addLayout(top)
+        self.clips_box = QWidget()
+        form = QFormLayout(self.clips_box)
+        form.setContentsMargins(0, 0, 0, 0)
         self.layer_picker = ImageLayerPicker(napari_viewer)
         self.layer_picker.setToolTip("A time-lapse (T, Y, X): phase contrast, brightfield or fluorescence")
         form.addRow("Time-lapse", self.layer_picker)
@@ -82,14 +107,17 @@ class ClipsWidget(SessionWidget):
         self.tracks_row = PathRow("open", "CSV (*.csv)", "tracks.csv (optional)")
         form.addRow(self.tracks_check)
         form.addRow("Tracks", self.tracks_row)
-        self.layout().addLayout(form)
         self.find_button = QPushButton("Find clips")
         self.find_button.clicked.connect(self.find)
-        self.layout().addWidget(self.find_button)
-        self.status = QLabel("Clips are cropped where frames change most (moving cells); "
-                             "train a video model on the clips layer.")
+        form.addRow(self.find_button)
+        self.layout().addWidget(self.clips_box)
+        self.cells_box = CellCropsBox(self)
+        self.layout().addWidget(self.cells_box)
+        self.status = QLabel(CLIPS_NOTE)
         self.status.setWordWrap(True)
         self.layout().addWidget(self.status)
+        self.mode_combo.currentIndexChanged.connect(self._mode_changed)
+        self._mode_changed()
         #: the last clips layer (tests, scripts)
         self.clips_layer = None
         self._bar = None
@@ -101,10 +129,24 @@ class ClipsWidget(SessionWidget):
         self.destroyed.connect(lambda *_: disconnect(self._place_clip, steps))
         self._follow_selection()
 
+    def mode(self) -> str:
+        """CLIPS or CELLS."""
+        return self.mode_combo.currentData()
+
+    def set_mode(self, mode: str) -> None:
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode))
+
+    def _mode_changed(self, *_) -> None:
+        clips = self.mode() == CLIPS
+        self.clips_box.setVisible(clips)
+        self.cells_box.setVisible(not clips)
+        self.status.setText(CLIPS_NOTE if clips else self.cells_box.NOTE)
+
     def _follow_selection(self, *_) -> None:
         """The selected layer becomes the time-lapse to crop, when it is one (T, Y, X)."""
         layer = self.viewer.layers.selection.active
-        if layer is not None and layer.ndim == 3 and self.layer_picker.findText(layer.name) >= 0:
+        if layer is not None and layer.ndim == 3 and self.layer_picker.findText(layer.name) >= 0 \
+                and self.mode() == CLIPS:
             self.layer_picker.setCurrentText(layer.name)
 
     def find(self) -> None:

@@ -24,12 +24,12 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabe
 from ..core.contract import IMAGE, LATENT, Point
 from ..core.errors import BioGanError, DataError
 from ..core.render import LatestOnlyRenderer
-from ._common import (PRECISIONS, ImageLayerPicker, ProgressTask, SessionWidget, add_layers, disconnect,
-                      report_error)
+from ._common import PRECISIONS, ImageLayerPicker, ProgressTask, SessionWidget, disconnect, report_error
 from .controls import ControlWidget, DirectionSliders, KeyframeList
+from .explore_layers import add_shown, fit_image, keep_on_top
 from .explore_work import (DEFAULT_DIRECTIONS, INTERPOLATION, LAYER_NAME, MAX_DIRECTIONS, PATH_BATCH,  # noqa: F401
                            PATH_LAYER_NAME, ExploreRequest, compute_directions, encode_sample, fit_sample,
-                           load_default_model, render_path, render_request, sample_index, unit_range)
+                           load_default_model, path_layers, render_path, render_request, sample_index)
 
 ENCODED_KEPT = 8  # encoded layer samples cached per model
 SEED, LAYER, FITTED = "seed", "layer", "fitted"
@@ -124,8 +124,10 @@ class ExploreWidget(SessionWidget):
         row = QHBoxLayout()
         self.reset_button = QPushButton("Reset sliders")
         self.reset_button.clicked.connect(self.reset)
-        self.fit_button = QPushButton("Fit to layer")
-        self.fit_button.setToolTip("Find the latent whose output best matches the image layer's current sample.")
+        self.fit_button = QPushButton("Find this image in the model")
+        self.fit_button.setToolTip("Find the model's closest image to the selected image layer (with its other "
+                                   "channel layers), show it, and explore from there: the sliders and "
+                                   "keyframes start from the image found.")
         self.fit_button.clicked.connect(self.fit_to_layer)
         row.addWidget(self.reset_button)
         row.addWidget(self.fit_button)
@@ -389,46 +391,12 @@ class ExploreWidget(SessionWidget):
                 self._error_shown = True
             return
         self._error_shown = False
-        self._live_layers = layers = self._add(result.value, in_place=True)
-        self._keep_on_top(layers)
+        self._live_layers = layers = add_shown(self.viewer, result.value, in_place=True)
+        keep_on_top(self.viewer, layers)
         self.applied_id = result.request_id
         now = time.perf_counter()
         self.latencies.append(now - result.submitted_at)
         self.applied_log.append((result.request_id, now))
-
-    def _add(self, tuples: list[tuple], in_place: bool = False) -> list:
-        """add_layers, then: a signed map's limits widen to keep it unclamped, new layers are shown."""
-        before = {kw["name"]: self.viewer.layers[kw["name"]] for _, kw, _ in tuples
-                  if kw["name"] in self.viewer.layers}
-        layers = add_layers(self.viewer, tuples, replace=True, in_place=in_place)
-        new = [layer for layer in layers if before.get(layer.name) is not layer]
-        for layer, (_, kwargs, _) in zip(layers, tuples):
-            limits = kwargs.get("contrast_limits")
-            if before.get(layer.name) is layer and limits is not None and limits[0] < 0 and layer.contrast_limits[1] < limits[1]:
-                layer.contrast_limits = limits
-        if new:
-            self._show(new)
-        return layers
-
-    def _keep_on_top(self, layers: list) -> None:
-        """The explore layers above everything (an opaque layer above them hides every slider change)."""
-        stack = self.viewer.layers
-        if all(a is b for a, b in zip(list(stack)[-len(layers):], layers)):
-            return  # already on top: no layer-list events on a slider change
-        for layer in layers:
-            stack.move(stack.index(layer), len(stack))
-
-    def _show(self, layers: list) -> None:
-        """New layers visible, and the viewer's position on their leading axes inside them."""
-        dims = self.viewer.dims
-        for layer in layers:
-            layer.visible = True
-            lead = layer.ndim - dims.ndisplay
-            inside = layer.world_to_data(dims.point)[:lead]
-            origin = layer.data_to_world([0] * layer.ndim)
-            for axis in range(lead):
-                if not 0 <= round(float(inside[axis])) < layer.data.shape[axis]:
-                    dims.set_point(dims.ndim - layer.ndim + axis, float(origin[axis]))
 
     def reset(self) -> None:
         """Directions to 0 and controls to their defaults (one render)."""
@@ -444,21 +412,27 @@ class ExploreWidget(SessionWidget):
 
     # -- fitting a latent to an image --------------------------------------------------------------
     def fit_to_layer(self) -> None:
-        """Find the latent that best reproduces the picked layer's current sample (in a worker)."""
+        """"Find this image in the model": the latent whose output best reproduces the selected image
+        layer's current sample (every channel layer of it), fitted in a worker; Explore then starts there."""
         model = self.session.model
         if model is None or not model.has_latent:
             return
+        active = self.viewer.layers.selection.active
+        if active is not None and self.layer_picker.findText(active.name) >= 0 \
+                and not any(active is own for own in self._live_layers) and self.source_kind() != LAYER:
+            self.layer_picker.setCurrentText(active.name)  # the selected layer is the one a user means
         try:
-            layer, index = self._chosen_sample()
+            layer, _ = self._chosen_sample()
+            image, origin, empty = fit_image(self.viewer, layer, model)
         except BioGanError as err:
-            report_error(err, "Fitting")
+            report_error(err, "Finding the image")
             return
-        image = unit_range(np.asarray(layer.data[index], dtype=np.float32), layer.contrast_limits)
-        origin = {"fitted_to": layer.name, "index": list(index)}
         self.fit_button.setEnabled(False)
-        self.status.setText(f"Fitting a latent to '{layer.name}'...")
+        names = origin["fitted_to"] if isinstance(origin["fitted_to"], list) else [origin["fitted_to"]]
+        self.status.setText(f"Finding {', '.join(repr(n) for n in names)} in the model..."
+                            + (f" ({', '.join(empty)}: no layer, taken as empty)" if empty else ""))
         self.run_worker(fit_sample, model, image, self.current_controls(), origin,
-                        action="Fitting a latent to the layer", on_return=self._fit_ready,
+                        action="Finding the image in the model", on_return=self._fit_ready,
                         on_done=lambda: self.fit_button.setEnabled(True))
 
     def _fit_ready(self, result) -> None:
@@ -470,8 +444,9 @@ class ExploreWidget(SessionWidget):
                                             "fit_mse": round(fit.mse, 8)})
         self.direction_box.zero()  # the directions now move from the fitted latent
         self._set_source(FITTED)
-        self.status.setText(f"Source: fitted latent of '{origin['fitted_to']}' (reconstruction MSE "
-                            f"{fit.mse:.2e}); the directions move from there.")
+        fitted = origin["fitted_to"] if isinstance(origin["fitted_to"], str) else ", ".join(origin["fitted_to"])
+        self.status.setText(f"Found '{fitted}' in the model (reconstruction MSE {fit.mse:.2e}); the sliders "
+                            "and keyframes now start from it.")
         self.request_render()
 
     # -- keyframes and paths ----------------------------------------------------------------------
@@ -514,14 +489,8 @@ class ExploreWidget(SessionWidget):
         self.keys.set_busy(False)
 
     def _show_path(self, result, keyframes: list[Point], steps: int, precision: str) -> None:
-        from ..core.provenance import provenance
-        from ..io import output_layers
-
         model, outputs, frames = result
-        lead = "N" if model.family.is_video else "T"  # a video's samples already have T
-        record = provenance(model, keyframes=[k.describe() for k in keyframes], frames_per_segment=steps,
-                            interpolation=INTERPOLATION, precision=precision)
-        self._add(output_layers(outputs, model.outputs, lead, model.family.sample_axes, PATH_LAYER_NAME, record))
+        add_shown(self.viewer, path_layers(model, outputs, keyframes, steps, precision))
         self.status.setText(f"Path of {frames} frames through {len(keyframes)} keyframes.")
 
     def teardown(self) -> None:

@@ -81,6 +81,18 @@ def render_path(model, keyframes: list[Point], steps: int, latent_names: list[st
     return model, model.run(path, precision=precision, batch_size=PATH_BATCH, progress=report), len(path)
 
 
+def path_layers(model, outputs: dict[str, np.ndarray], keyframes: list[Point], steps: int, precision: str
+                ) -> list[tuple]:
+    """The rendered path's layer tuples, with the keyframes (latents, controls) in their provenance."""
+    from ..core.provenance import provenance
+    from ..io import output_layers
+
+    lead = "N" if model.family.is_video else "T"  # a video's samples already have T
+    record = provenance(model, keyframes=[k.describe() for k in keyframes], frames_per_segment=steps,
+                        interpolation=INTERPOLATION, precision=precision)
+    return output_layers(outputs, model.outputs, lead, model.family.sample_axes, PATH_LAYER_NAME, record)
+
+
 def sample_index(viewer, layer, sample_ndim: int) -> tuple[int, ...]:
     """Where the layer's current sample is: the viewer's position along the axes before one sample's
     (the first sample where the viewer is outside the layer); () for a layer that is one sample."""

@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_clips)
 
+    from .crop_cells import add_parser as add_crop_cells  # its own module: argparse and the command
+    add_crop_cells(sub)
+
     p = sub.add_parser("demo", help="open napari with the plugin docked and videos of the shipped cell-video model")
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_demo)

@@ -182,14 +182,18 @@ def write_cell_folders(cells: CellSet, folder: str | Path, overwrite: bool = Fal
     """Write ``cells`` as ``<folder>/<class>/<n>.tif`` (C, Y, X) crops: a layout the trainer reads."""
     import tifffile
 
+    from ..core.atomic import write_atomically
+
     folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise DataError(f"{folder} is not empty; choose an empty folder.")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
+        raise DataError(f"{folder} is not an empty folder; choose an empty one (or allow overwriting).")
     for index, (image, label) in enumerate(zip(cells.images, cells.classes)):
-        sub = folder / cells.names[int(label)]
-        sub.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(sub / f"{index:05d}.tif", np.ascontiguousarray(image), photometric="minisblack",
-                         metadata={"axes": "CYX"})  # read back as channels, not as pages
+        crop = np.ascontiguousarray(image)
+        # each file whole or not at all; axes CYX: read back as channels, not as pages
+        write_atomically(folder / cells.names[int(label)] / f"{index:05d}.tif",
+                         lambda handle, crop=crop: tifffile.imwrite(handle, crop, photometric="minisblack",
+                                                                    metadata={"axes": "CYX"}),
+                         overwrite=overwrite)
     return folder
 
 
@@ -313,6 +317,50 @@ def read_cellid_centres(table: str | Path, frame: int | None = None) -> dict[int
     data = data.drop_duplicates(["cellID", "t.frame"]).sort_values(["t.frame", "cellID"])
     frames = {int(t): rows[["ypos", "xpos"]].to_numpy(np.float64) for t, rows in data.groupby("t.frame")}
     return {frame: frames[frame]} if frame is not None else frames
+
+
+#: centre columns a table may use, in order of preference: (y, x) (napari's Points export: axis-0, axis-1)
+CENTRE_COLUMNS = (("y", "x"), ("axis-0", "axis-1"), ("ypos", "xpos"), ("centroid-0", "centroid-1"))
+
+
+def read_centre_table(table: str | Path, fields: Sequence[str] = ("",)) -> list[np.ndarray]:
+    """Cell centres (M, 2) = (y, x) per field from a CSV table (columns y and x, or one of
+    :data:`CENTRE_COLUMNS`); with several ``fields`` (file names) a ``field`` column gives each row's
+    field by 0-based index or file name."""
+    import csv
+
+    path = Path(table)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"Cannot read {path.name} as a CSV table ({err}).") from None
+    if not rows:
+        raise DataError(f"{path.name} has no rows.")
+    columns = {c.strip().lower(): c for c in rows[0] if c}
+    pair = next(((columns[y], columns[x]) for y, x in CENTRE_COLUMNS if y in columns and x in columns), None)
+    if pair is None:
+        raise DataError(f"{path.name} needs the columns y and x (or axis-0 and axis-1) of the cell centres.")
+    field_column = columns.get("field")
+    if field_column is None and len(fields) > 1:
+        raise DataError(f"{path.name} needs a 'field' column to tell which of the {len(fields)} fields "
+                        "each cell is in.")
+    names = {str(i): i for i in range(len(fields))}
+    for i, name in enumerate(fields):
+        names.setdefault(Path(name).name, i)
+        names.setdefault(Path(name).stem, i)
+    out: list[list[tuple[float, float]]] = [[] for _ in fields]
+    for number, row in enumerate(rows, start=2):
+        try:
+            y, x = float(row[pair[0]]), float(row[pair[1]])
+        except (TypeError, ValueError):
+            raise DataError(f"Row {number} of {path.name} has no numeric centre.") from None
+        where = 0 if field_column is None else names.get(str(row[field_column]).strip())
+        if where is None:
+            raise DataError(f"Row {number} of {path.name} names the field '{row[field_column]}', which is not "
+                            "among the fields given.")
+        out[where].append((y, x))
+    return [np.asarray(c, dtype=np.float64).reshape(-1, 2) for c in out]
 
 
 #: rcell2 channels: bright-field is the shape, YFP and TFP are the two protein classes
