@@ -11,7 +11,7 @@ come here, so a folder, a TIFF or an ``.npy`` means the same thing in each.
   grey by :func:`.mri.read_slice`). A NIfTI volume (``.nii``/``.nii.gz``) or a folder of
   them (sub-folders too, e.g. ADNI's): slices taken as the family's config says
   (``orientation``, ``slices``, ``slab``, ``slice_step``, ``size``; axial, the centre slice
-  and 64 pixels when it says nothing), through :mod:`.mri_volumes`. A folder whose
+  and 64 pixels when it says nothing), read by :mod:`.mri_volumes`. A folder whose
   sub-folders hold the images gives the ``class`` input too (one class per sub-folder, in
   name order) and, for an ``attributes`` input, a column of class names named after the
   control whose choices they are.
@@ -37,6 +37,7 @@ import numpy as np
 
 from ..core.contract import ATTRIBUTES, CLASS, IMAGE, LABELS
 from ..core.errors import DataError
+from .mri_volumes import is_nifti, nifti_files
 
 #: 2D image files a folder of images or slices may hold
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
@@ -198,29 +199,12 @@ def load_slice_files(files: list[Path], config=None) -> np.ndarray:
 
 def load_volumes(path: Path, config=None) -> tuple[np.ndarray, Samples]:
     """Slices (N, 1, S, S) of a NIfTI volume or of every NIfTI volume under a folder, as the config says
-    (orientation, slices, slab, slice_step, size), keyed by their volume, with their slice positions."""
-    from .mri import volume_slices
+    (:func:`.mri_volumes.volume_options`), keyed by their volume, with their slice positions."""
+    from .mri_volumes import load_volumes as slices_of_volumes
+    from .mri_volumes import volume_options
 
-    files = [path] if path.is_file() else nifti_files(path)
-    if not files:
-        raise DataError(f"{path} holds no NIfTI volumes (.nii, .nii.gz).")
-    options = volume_options(config)
-    parts, keys, positions = [], [], []
-    for file in files:
-        images, indices, where = volume_slices(file, **options)
-        key = file.name if file == path else str(file.relative_to(path)).replace("\\", "/")
-        parts.append(images)
-        keys += [key] * len(indices)
-        positions.append(where)
-    return np.concatenate(parts), Samples(keys, columns={"position": np.concatenate(positions)}, volumes=True)
-
-
-def volume_options(config=None) -> dict[str, Any]:
-    """How volumes are sliced, from a config's fields where it has them (data/mri.py's defaults else)."""
-    options = {"orientation": getattr(config, "orientation", "axial"), "slices": getattr(config, "slices", "centre"),
-               "slab": int(getattr(config, "slab", 1)), "step": int(getattr(config, "slice_step", 1)),
-               "size": _size(config) or 64}
-    return options
+    images, keys, positions = slices_of_volumes(path, **volume_options(config))
+    return images, Samples(keys, columns={"position": positions}, volumes=True)
 
 
 def load_class_folders(folder: Path, family, config=None) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -353,7 +337,7 @@ def load_mask_folder(folder: Path, keys: list[str], shape: tuple[int, ...] | Non
     from .segmentation import _image_files as mask_files
     from .segmentation import _masks_by_stem
 
-    stems = [_stem(k) for k in keys]
+    stems = [Path(k).stem for k in keys]
     subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if subs:
         if not stems:
@@ -452,15 +436,6 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, (str, Path))
 
 
-def is_nifti(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith((".nii", ".nii.gz"))
-
-
-def nifti_files(folder: Path) -> list[Path]:
-    """NIfTI volumes anywhere under ``folder`` (ADNI keeps them in subject/visit folders), in path order."""
-    return sorted((p for p in folder.rglob("*") if is_nifti(p)), key=lambda p: str(p).lower())
-
-
 def _size(config) -> int | None:
     size = getattr(config, "size", None)
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 1 else None
@@ -488,10 +463,6 @@ def _file_names(value: Any) -> list[str]:
     if _is_path(value) and Path(value).is_dir():
         return [p.name for p in _image_files(Path(value))]
     return []
-
-
-def _stem(key: str) -> str:
-    return Path(key).stem
 
 
 def _natural(name: str):

@@ -73,7 +73,7 @@ class FaderConfig:
         for name in ("decoder_dropout", "latent_dropout", "min_class_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 0 and below 1")
-        from ..data.mri import ORIENTATIONS, parse_slices
+        from ..data.mri_volumes import ORIENTATIONS, parse_slices
 
         if self.orientation not in ORIENTATIONS:
             raise ValueError(f"orientation is one of {', '.join(ORIENTATIONS)}, not '{self.orientation}'")
