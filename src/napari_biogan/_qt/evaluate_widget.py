@@ -1,12 +1,21 @@
-"""Evaluate dock widget: the current model's metrics against real data in a layer, beside the data's own."""
+"""Evaluate dock widget: the current model's metrics against real data in a layer, beside the data's own.
+
+Written once against the family contract: besides the image layer, one row for each further
+input the family trains on and so needs to be measured (a Labels layer for a labels input, a
+CSV table for an attributes input), shown only when the current model's family has it. The
+table shown can be saved as CSV (:func:`napari_biogan.metrics.write_metrics_csv`).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Callable
+
 import numpy as np
-from qtpy.QtWidgets import (QComboBox, QFormLayout, QHeaderView, QLabel, QPushButton, QSpinBox,
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHeaderView, QLabel, QPushButton, QSpinBox,
                             QTableWidget, QTableWidgetItem, QWidget)
 
-from ._common import ImageLayerPicker, LabelsLayerPicker, ProgressTask, SessionWidget
+from ._common import ImageLayerPicker, LabelsLayerPicker, PathRow, ProgressTask, SessionWidget
 
 
 def evaluate_model(model, sources, n: int, seed: int, metric_set: str | None) -> dict[str, float]:
@@ -50,6 +59,10 @@ class EvaluateWidget(SessionWidget):
         self.labels_picker.setToolTip("The real data's labels, for families measured against masks")
         self.labels_label = QLabel("Real labels")
         form.addRow(self.labels_label, self.labels_picker)
+        self.attributes_row = PathRow("open", "CSV tables (*.csv);;All files (*)",
+                                      "attributes table keyed by file or subject")
+        self.attributes_label = QLabel("Attributes table")
+        form.addRow(self.attributes_label, self.attributes_row)
         self.metric_combo = QComboBox()
         form.addRow("Metrics", self.metric_combo)
         self.n_spin = QSpinBox()
@@ -70,6 +83,14 @@ class EvaluateWidget(SessionWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setMinimumHeight(120)
         self.layout().addWidget(self.table)
+        self.save_button = QPushButton("Save table as CSV...")
+        self.save_button.setToolTip("Write the metrics shown, with the model, data and metric set, to a CSV table")
+        self.save_button.clicked.connect(lambda *_: self.save_csv())
+        self.save_button.setEnabled(False)
+        self.layout().addWidget(self.save_button)
+        #: asks where to save the table ("" = cancelled); Qt's save dialog asks before replacing a file
+        self.choose_csv_path: Callable[[], str] = self._ask_csv_path
+        self._record: dict[str, Any] = {}  # what the shown metrics measured (the CSV's extra columns)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.layout().addWidget(self.status)
@@ -78,18 +99,30 @@ class EvaluateWidget(SessionWidget):
         self._bar = None
         self._on_model_changed(self.session.model)
 
-    def _labels_input(self, model) -> str | None:
-        """The name of the family's labels input, when its metrics need the real labels."""
-        from ..core.contract import LABELS
-
+    def _input(self, model, kind: str):
+        """The family's training input of ``kind`` (its metrics need the real data's), or None."""
         if model is None:
             return None
-        return next((i.name for i in model.inputs if i.kind == LABELS and i.train), None)
+        return next((i for i in model.inputs if i.kind == kind and i.train), None)
+
+    def _labels_input(self, model) -> str | None:
+        """The name of the family's labels input, when its metrics need the real labels."""
+        spec = self._input(model, "labels")
+        return None if spec is None else spec.name
 
     def _on_model_changed(self, model) -> None:
-        needs_labels = self._labels_input(model) is not None
-        self.labels_picker.setVisible(needs_labels)
-        self.labels_label.setVisible(needs_labels)
+        for kind, label, row, text in (("labels", self.labels_label, self.labels_picker, "Real {}"),
+                                       ("attributes", self.attributes_label, self.attributes_row, "{} table")):
+            spec = self._input(model, kind)
+            row.setVisible(spec is not None)
+            label.setVisible(spec is not None)
+            if spec is not None:
+                label.setText(text.format(spec.name.replace("_", " ")).capitalize())
+                tip = spec.help or kind
+                if kind == "attributes":
+                    tip += ("; rows are matched by a 'file' or subject id column where the images have file "
+                            "names, else taken in the layer's order")
+                row.setToolTip(tip)
         self.metric_combo.clear()
         if model is None:
             self.evaluate_button.setEnabled(False)
@@ -117,6 +150,19 @@ class EvaluateWidget(SessionWidget):
                 report_error(DataError(f"Choose a Labels layer with the real data's '{labels_name}'."), "Evaluating")
                 return
             sources[labels_name] = np.asarray(labels.data)
+        record = {"data": f"napari layer '{layer.name}'"}
+        attributes = self._input(model, "attributes")
+        if attributes is not None:
+            table = self.attributes_row.path()
+            if not table:
+                report_error(DataError(f"Choose a CSV table with the real data's '{attributes.name}' "
+                                       f"({attributes.help or 'one row per image'})."), "Evaluating")
+                return
+            sources[attributes.name] = table
+            record[attributes.name] = table
+        if labels_name is not None:
+            record[labels_name] = f"napari layer '{self.labels_picker.currentText()}'"
+        self._pending = {"model": model.name, "model_sha256": model.sha256, **record}
         self.evaluate_button.setEnabled(False)
         self._bar = ProgressTask(None, f"Evaluating {model.name}")  # busy bar: metrics have no steps
         self.status.setText(f"Evaluating {model.name} against '{layer.name}'...")
@@ -127,6 +173,12 @@ class EvaluateWidget(SessionWidget):
 
     def _show(self, metrics: dict[str, float], layer_name: str) -> None:
         self.metrics = {k: v for k, v in metrics.items() if not k.startswith("_")}
+        pending = getattr(self, "_pending", {})
+        self._record = {"model": pending.get("model", ""), "model_sha256": pending.get("model_sha256", ""),
+                        "metric_set": metrics.get("_metric_set", ""), "samples": metrics.get("_compared", ""),
+                        "real_samples": metrics.get("_compared", ""),
+                        **{k: v for k, v in pending.items() if k not in ("model", "model_sha256")}}
+        self.save_button.setEnabled(bool(self.metrics))
         rows = metric_rows(self.metrics)
         self.table.setRowCount(len(rows))
         for i, (label, value, real, meaning) in enumerate(rows):
@@ -148,3 +200,40 @@ class EvaluateWidget(SessionWidget):
             self._bar.close()
             self._bar = None
         self.evaluate_button.setEnabled(self.session.model is not None)
+
+    # -- the table as CSV ---------------------------------------------------------------------------
+    def _ask_csv_path(self) -> str:
+        start = str(Path.home() / "metrics.csv")
+        chosen, _ = QFileDialog.getSaveFileName(self, "Save the metrics table", start, "CSV tables (*.csv)")
+        return chosen
+
+    def save_csv(self, path: str | None = None) -> Path | None:
+        """Write the shown metrics (:func:`napari_biogan.metrics.write_metrics_csv`); returns the file.
+
+        Without ``path`` the save dialog asks (a file it returns that exists was confirmed there, so it
+        is replaced); a ``path`` given directly never replaces an existing file.
+        """
+        from ..core.errors import DataError
+        from ..metrics import write_metrics_csv
+        from ._common import notify, report_error
+
+        if not self.metrics:
+            report_error(DataError("Evaluate first: there is no table to save yet."), "Saving the table")
+            return None
+        overwrite = path is None
+        if path is None:
+            path = self.choose_csv_path()
+            if not path:
+                return None  # cancelled
+        target = Path(path)
+        if target.suffix.lower() != ".csv":
+            target = target.with_name(target.name + ".csv")
+            overwrite = overwrite and not target.exists()  # the dialog confirmed another name
+        try:
+            written = write_metrics_csv(target, self.metrics, self._record, overwrite=overwrite)
+        except Exception as err:  # a plain sentence for refusals (exists, not writable); the log keeps others
+            report_error(err, "Saving the table")
+            return None
+        self.status.setText(f"Table saved to {written}.")
+        notify(f"Metrics table saved to {written}.")
+        return Path(written)
