@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit,
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit,
                             QPushButton, QVBoxLayout, QWidget)
 
 from ..core.device import DEVICE_CHOICES
-from ._common import PathRow, SessionWidget, add_layers, compact, notify
+from ._common import PathRow, ProgressTask, SessionWidget, add_layers, compact, notify, report_error
 
 ALL_FAMILIES = "All families"
 
@@ -79,6 +79,15 @@ def _new_model(family: str, device: str):
     return GanModel.new(family, device=device)
 
 
+def _export_bioimageio(model, path: str, overwrite: bool):
+    """Worker: write the package, yielding (done, total) steps; returns the path written."""
+    from ..core.bioimageio import export_bioimageio
+    from .generate_widget import with_progress
+
+    return (yield from with_progress(lambda progress: export_bioimageio(model, path, overwrite=overwrite,
+                                                                       progress=progress)))
+
+
 def _read_tiff(path: str) -> tuple[dict[str, Any], list, Path | None]:
     """Provenance, layers and (if a known model has the recorded sha256) that model's file."""
     from ..core.checkpoint import file_sha256
@@ -99,6 +108,12 @@ def _read_tiff(path: str) -> tuple[dict[str, Any], list, Path | None]:
                 match = info.path
                 break
     return provenance, layers, match
+
+
+def _not_exportable(reason: str):
+    from ..core.bioimageio import NotExportableError
+
+    return NotExportableError(reason)
 
 
 class ModelWidget(SessionWidget):
@@ -150,6 +165,13 @@ class ModelWidget(SessionWidget):
         self.card_view.setReadOnly(True)
         self.card_view.setMinimumHeight(300)
         self.layout().addWidget(self.card_view)
+        self.bioimageio_button = QPushButton("Export for the BioImage Model Zoo...")
+        self.bioimageio_button.clicked.connect(self.export_bioimageio)
+        self.layout().addWidget(self.bioimageio_button)
+        #: asks where to write the package (a save dialog; tests put a function here); "" cancels
+        self.ask_package_path = self._package_dialog
+        self._export_task: ProgressTask | None = None
+        self._exporting = False
 
         prov = QGroupBox("Provenance of an exported TIFF")
         box = QVBoxLayout(prov)
@@ -229,6 +251,68 @@ class ModelWidget(SessionWidget):
         self.card_view.setPlainText("TIFF provenance:\n" + json.dumps(provenance, indent=1, default=str)
                                     + "\n\n" + known)
 
+    def export_bioimageio(self, *_) -> None:
+        """Ask for a .zip path and write the current model there as a bioimage.io package (in a worker)."""
+        model = self.session.model
+        if model is None:
+            notify("Load a model first.")
+            return
+        path = self.ask_package_path(model)
+        if path:
+            # the save dialog already asked before replacing a file
+            self.export_bioimageio_to(path, overwrite=True)
+
+    def export_bioimageio_to(self, path: str | Path, overwrite: bool = False) -> None:
+        """Write the current model as a bioimage.io package at ``path`` (a worker; progress in the activity dock)."""
+        from ..core.bioimageio import why_not_exportable
+
+        model = self.session.model
+        reason = why_not_exportable(model)
+        if reason is not None:
+            self.status.setText(report_error(_not_exportable(reason), "Export"))
+            return
+        self._exporting = True
+        self.bioimageio_button.setEnabled(False)
+        self.status.setText(f"Exporting {model.name} for the BioImage Model Zoo...")
+        self.run_worker(_export_bioimageio, model, str(path), overwrite, action="Export for the BioImage Model Zoo",
+                        on_yield=self._export_progress, on_return=self._exported,
+                        on_error=lambda err: self.status.setText(f"Not exported: {err}"),
+                        on_done=self._export_done)
+
+    def _package_dialog(self, model) -> str:
+        suggested = str(Path.home() / f"{model.name}.bioimageio.zip")
+        path, _ = QFileDialog.getSaveFileName(self, "Export for the BioImage Model Zoo", suggested,
+                                              "bioimage.io model packages (*.zip)")
+        if path and not path.lower().endswith(".zip"):
+            path += ".zip"
+        return path
+
+    def _export_progress(self, step: tuple[int, int]) -> None:
+        done, total = step
+        if self._export_task is None:
+            self._export_task = ProgressTask(total, "Exporting for the BioImage Model Zoo")
+        self._export_task.update(done)
+
+    def _exported(self, path) -> None:
+        message = f"Wrote {path}: a bioimage.io model package that passed bioimageio.core's model test."
+        self.status.setText(message)
+        notify(message)
+
+    def _export_done(self) -> None:
+        self._exporting = False
+        if self._export_task is not None:
+            self._export_task.close()
+            self._export_task = None
+        self._update_export_button(self.session.model)
+
+    def _update_export_button(self, model) -> None:
+        from ..core.bioimageio import why_not_exportable
+
+        reason = why_not_exportable(model)
+        self.bioimageio_button.setEnabled(reason is None and not self._exporting)
+        self.bioimageio_button.setToolTip(reason or "Write this model as a BioImage Model Zoo package (.zip): "
+                                                    "rdf.yaml, TorchScript and PyTorch weights, test tensors")
+
     def _load_provenance_model(self) -> None:
         if self._provenance_model is not None:
             self.load_model_file(self._provenance_model)
@@ -237,6 +321,7 @@ class ModelWidget(SessionWidget):
         self.status.setText(f"Not loaded: {err}")
 
     def _on_model_changed(self, model) -> None:
+        self._update_export_button(model)
         if model is None:
             self.status.setText("No model loaded.")
             self.card_view.setPlainText("")

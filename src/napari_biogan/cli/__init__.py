@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .crop_cells import add_parser as add_crop_cells  # its own module: argparse and the command
     add_crop_cells(sub)
 
+    from .export_bioimageio import add_parser as add_export_bioimageio  # its own module: argparse and the command
+    add_export_bioimageio(sub)
+
     p = sub.add_parser("demo", help="open napari with the plugin docked and videos of the shipped cell-video model")
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_demo)
