@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QPushButton,
                             QSlider, QSpinBox, QVBoxLayout, QWidget)
@@ -73,6 +74,14 @@ class ControlWidget(QWidget):
         if control.help:
             self.setToolTip(control.help)
         row.addWidget(self.editor)
+        self.choice_label = None  # a slider over ordered classes names the nearest one beside its value
+        if isinstance(self.editor, FloatSlider) and control.choices:
+            self.choice_label = QLabel()
+            self.choice_label.setMinimumWidth(90)
+            self.choice_label.setToolTip(f"nearest of {', '.join(control.choices)}")
+            row.addWidget(self.choice_label)
+            self.editor.valueChanged.connect(self._name_choice)  # while dragging too: the slider tracks
+            self._name_choice(self.editor.value())
 
     def value(self):
         """The control's value: the choice's index for "class", an int for "seed", else a float."""
@@ -92,6 +101,9 @@ class ControlWidget(QWidget):
     def text(self) -> str:
         return value_text(self.control, self.value())
 
+    def _name_choice(self, value: float) -> None:
+        self.choice_label.setText(choice_name(self.control, value))
+
     def reset(self) -> None:
         if isinstance(self.editor, QComboBox):
             self.editor.setCurrentIndex(int(self.control.default) if self.control.choices else 0)
@@ -100,7 +112,8 @@ class ControlWidget(QWidget):
 
 
 def value_text(control, value) -> str:
-    """A control value as a user reads it: the choice's name, a whole seed, a signed number."""
+    """A control value as a user reads it: the choice's name, a whole seed, a signed number (with the
+    nearest class of a slider over ordered classes)."""
     if isinstance(value, (list, tuple)):
         return "per frame"
     if control.kind == "class" and control.choices:
@@ -109,9 +122,30 @@ def value_text(control, value) -> str:
     if control.kind == "seed":
         return str(int(value))
     try:
-        return f"{float(value):+.2f}"
+        number = f"{float(value):+.2f}"
     except (TypeError, ValueError):
         return str(value)
+    name = choice_name(control, value)
+    return f"{number} ({name})" if name else number
+
+
+def choice_name(control, value) -> str:
+    """The class a slider over a control's ``choices`` (index 0, 1, ...) is at or nearest to: the name
+    on a class, "~ name" between classes, "beyond name" past the first or last class; "" for a
+    control without choices or a choice picker ("class": its box shows the name)."""
+    if control.kind == "class" or not control.choices:
+        return ""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    last, tolerance = len(control.choices) - 1, 1e-6
+    if number > last + tolerance:
+        return f"beyond {control.choices[-1]}"
+    if number < -tolerance:
+        return f"beyond {control.choices[0]}"
+    index = min(max(int(np.floor(number + 0.5)), 0), last)  # halves go up, as a reader rounds
+    return control.choices[index] if abs(number - index) < tolerance else f"~ {control.choices[index]}"
 
 
 class DirectionSliders(QGroupBox):
