@@ -136,3 +136,84 @@ def test_the_state_kept_at_a_nan_stop_is_one_consistent_step(tmp_path, monkeypat
     _Trainer(straight_model, data, _settings(steps=4)).run_all()
     for key, value in straight_model.nets.state_dict().items():
         assert torch.equal(value, resumed.model.nets.state_dict()[key]), key
+
+
+# -- exponential moving average of the generator (issue: video models) ------------------------------------
+
+def _ema_settings(**kw):
+    settings = _settings(**kw)
+    settings.hparams = {**settings.hparams, "ema_decay": 0.9}
+    return settings
+
+
+def test_ema_is_off_unless_asked_and_the_card_says_which_weights_are_saved(tmp_path):
+    from napari_biogan.core import checkpoint
+
+    data = _model().family.prepare_data(_data(), _model().config)
+    Trainer(_model(), data, _settings(output=str(tmp_path / "plain.safetensors"))).run_all()
+    tensors, card, _ = checkpoint.read_model_file(tmp_path / "plain.safetensors")
+    assert not any(k.startswith("raw.") for k in tensors) and card["training"]["weights"] == "as trained"
+
+    model = _model()
+    trainer = Trainer(model, data, _ema_settings(output=str(tmp_path / "ema.safetensors")))
+    raw_seen = {}
+    for event in trainer.run():
+        if event.kind == "step" and event.step == 4:
+            raw_seen = {k: v.clone() for k, v in model.nets.state_dict().items()}
+    tensors, card, _ = checkpoint.read_model_file(tmp_path / "ema.safetensors")
+    assert "moving average of generator (decay 0.9)" in card["training"]["weights"]
+    generator_keys = [k for k in raw_seen if k.startswith("generator.") and raw_seen[k].is_floating_point()]
+    # the file: the average in net.*, the raw training weights beside it in raw.*; critics as trained
+    assert all(torch.equal(tensors[f"raw.{k}"], raw_seen[k]) for k in generator_keys)
+    assert any(not torch.equal(tensors[f"net.{k}"], raw_seen[k]) for k in generator_keys)
+    assert not any(k.startswith("raw.critic") for k in tensors)
+    # after the run, the model in memory runs what the file holds
+    assert all(torch.equal(model.nets.state_dict()[k], tensors[f"net.{k}"]) for k in generator_keys)
+
+
+def test_ema_average_follows_its_formula():
+    from napari_biogan.core.training import WeightAverage
+
+    net = torch.nn.ModuleDict({"generator": torch.nn.Linear(2, 2), "critic": torch.nn.Linear(2, 1)})
+    average = WeightAverage(net, ("generator",), decay=0.99)
+    start = net["generator"].weight.detach().clone()
+    with torch.no_grad():
+        net["generator"].weight.add_(1.0)
+    average.update(net, step=1)  # warm-up: d = min(0.99, 2 / 11)
+    d = 2 / 11
+    assert torch.allclose(average.average["generator.weight"], d * start + (1 - d) * (start + 1))
+    assert set(average.average) == {"generator.weight", "generator.bias"}
+    with average.swapped_in(net):
+        assert torch.equal(net["generator"].weight, average.average["generator.weight"])
+    assert torch.equal(net["generator"].weight, start + 1)  # raw weights back
+
+
+def test_ema_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path):
+    data = _model().family.prepare_data(_data(), _model().config)
+    full = _model()
+    Trainer(full, data, _ema_settings(steps=6, output=str(tmp_path / "full.safetensors"))).run_all()
+    part = _model()
+    trainer = Trainer(part, data, _ema_settings(steps=6, output=str(tmp_path / "part.safetensors")))
+    for event in trainer.run():
+        if event.step == 3:
+            trainer.stop()
+    resumed = Trainer.resume(str(tmp_path / "part.safetensors"), data,
+                             _settings(steps=6, output=str(tmp_path / "part.safetensors")), device="cpu")
+    assert resumed.ema is not None and resumed.ema.decay == 0.9  # the run's own setting comes back
+    resumed.run_all()
+    from napari_biogan.core import checkpoint
+
+    a, _, _ = checkpoint.read_model_file(tmp_path / "full.safetensors")
+    b, _, _ = checkpoint.read_model_file(tmp_path / "part.safetensors")
+    for key in a:
+        if key.startswith(("net.", "raw.")):
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_ema_decay_out_of_range_is_one_sentence():
+    from napari_biogan.core.registry import get_family
+    from napari_biogan.core.settings import check_hparams
+
+    with pytest.raises(DataError, match="'ema_decay' is from 0"):
+        check_hparams(get_family("savgan"), {"ema_decay": 1.0})
+    assert check_hparams(get_family("dcgan2d"), {"ema_decay": 0.999}) == {"ema_decay": 0.999}

@@ -60,6 +60,9 @@ class Family(ABC):
     live: ClassVar[bool] = True
     #: networks a model needs to run; loading refuses a file that lacks any of them
     inference_nets: ClassVar[tuple[str, ...]] = ("generator",)
+    #: networks the training loop keeps an exponential moving average of, when the hyper-parameter
+    #: ``ema_decay`` (which such a family declares, 0 = off) is above 0; saved files then hold the average
+    ema_nets: ClassVar[tuple[str, ...]] = ()
 
     # -- building --------------------------------------------------------------
     def default_config(self, **overrides: Any):

@@ -136,6 +136,8 @@ def check_hparams(family, values: dict[str, Any]) -> dict[str, Any]:
             checked[key] = tuple(value)
         else:
             checked[key] = str(value)
+    if not 0 <= checked.get("ema_decay", 0.0) < 1:
+        raise DataError(f"'ema_decay' is from 0 (off) to below 1, e.g. 0.999; not {checked['ema_decay']}.")
     for key in ("batch_size", "n_critic"):
         if key in checked and checked[key] < 1:
             raise DataError(f"'{key}' must be at least 1, not {checked[key]}.")

@@ -9,6 +9,7 @@ CLI and the widgets start or resume a run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -89,6 +90,7 @@ class Trainer:
         self.preview_source = self.family.preview_source(model.config, self.data, settings.preview_n, preview_rng)
         self._stop = threading.Event()
         self._written_once = False
+        self.ema = WeightAverage.for_trainer(model, self.hparams)
         torch.manual_seed(settings.seed + 3)
 
     @property
@@ -118,6 +120,12 @@ class Trainer:
         for name, opt in trainer.optimizers.items():
             opt.load_state_dict(checkpoint.unflatten_optimizer(state["optim"][name], tensors))
         trainer.step = int(state["step"])
+        # with the run's own hparams now known: the file's nets are the average; the raw weights train on
+        trainer.ema = WeightAverage.for_trainer(model, trainer.hparams)  # = the file's weights
+        if trainer.ema is not None:
+            raw = {k[len(RAW_PREFIX):]: v for k, v in tensors.items() if k.startswith(RAW_PREFIX)}
+            if raw:
+                model.nets.load_state_dict(raw, strict=False)
         trainer.elapsed_before = float(state.get("elapsed_s", 0.0))
         trainer.data_rng.set_state(tensors["rng.data"])
         trainer.noise_rng.set_state(tensors["rng.noise"])
@@ -134,6 +142,7 @@ class Trainer:
         while self.step < total:
             if self._stop.is_set():
                 path = self._save(elapsed_s=self._elapsed(started))
+                self.use_averaged_weights()  # the model in memory now runs what the file holds
                 yield TrainEvent(CANCELLED, self.step, total, elapsed_s=self._elapsed(started), path=path)
                 return
             nets.train()
@@ -154,6 +163,8 @@ class Trainer:
                     f"the last good state (step {self.step}) was kept"
                     + (f" in {kept}." if kept else "."), step=bad_step, kept_path=kept)
             self.step += 1
+            if self.ema is not None:
+                self.ema.update(self.model.nets, self.step)
             done = self.step - start_step
             elapsed = time.perf_counter() - started
             eta = elapsed / done * (total - self.step)
@@ -168,6 +179,7 @@ class Trainer:
                 if path:
                     yield TrainEvent(CHECKPOINT, self.step, total, losses, self._elapsed(started), eta, path=path)
         path = self._save(elapsed_s=self._elapsed(started))
+        self.use_averaged_weights()  # the model in memory now runs what the file holds
         yield TrainEvent(FINISHED, self.step, total, elapsed_s=self._elapsed(started), eta_s=0.0, path=path)
 
     def run_all(self) -> list[TrainEvent]:
@@ -182,7 +194,8 @@ class Trainer:
     def preview_outputs(self) -> dict[str, np.ndarray]:
         """Every output of the fixed preview source (plus its "source" image, for image-driven families)."""
         self.model.nets.eval()
-        outputs = self.model.run(self.preview_source, precision="fp32")
+        with self._averaged_weights():  # previews show what the saved file will run
+            outputs = self.model.run(self.preview_source, precision="fp32")
         for name, value in self.preview_source.items():
             if name != "latent" and name not in outputs and hasattr(value, "numpy"):
                 outputs["source" if name == "image" else name] = (value.float().clamp(-1, 1).numpy() + 1) / 2 \
@@ -202,6 +215,7 @@ class Trainer:
         import torch
 
         return {"nets": copy.deepcopy(self.model.nets.state_dict()),
+                "ema": None if self.ema is None else copy.deepcopy(self.ema.average),
                 "optim": {k: copy.deepcopy(o.state_dict()) for k, o in self.optimizers.items()},
                 "rng": (torch.get_rng_state(), self.data_rng.get_state(), self.noise_rng.get_state()),
                 "step": self.step, "elapsed_s": self._elapsed(started)}
@@ -210,6 +224,8 @@ class Trainer:
         import torch
 
         self.model.nets.load_state_dict(snapshot["nets"])
+        if self.ema is not None:
+            self.ema.average = copy.deepcopy(snapshot["ema"])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(snapshot["optim"][name])
         torch_state, data_state, noise_state = snapshot["rng"]
@@ -232,18 +248,82 @@ class Trainer:
             tensors, plain = checkpoint.flatten_optimizer(f"optim.{name}", opt.state_dict())
             extra.update(tensors)
             optim_plain[name] = plain
+        weights = "as trained"
+        if self.ema is not None:  # the file's nets hold the average; the raw weights go beside, to resume
+            extra.update({f"{RAW_PREFIX}{k}": v.detach().clone() for k, v in self.model.nets.state_dict().items()
+                          if k.split(".", 1)[0] in self.ema.nets})
+            weights = (f"exponential moving average of {', '.join(self.ema.nets)} (decay {self.ema.decay}); "
+                       "the last training weights are kept beside it to resume")
         card = {
             "training": {"data": self.settings.data_description, "steps": self.step,
                          "wall_time_s": round(elapsed_s or self.elapsed_before, 1),
-                         "device": str(self.model.device), "hparams": _jsonable(self.hparams)},
+                         "device": str(self.model.device), "hparams": _jsonable(self.hparams),
+                         "weights": weights},
             "training_state": {"step": self.step, "seed": self.settings.seed, "hparams": _jsonable(self.hparams),
                                "optim": optim_plain, "elapsed_s": elapsed_s or self.elapsed_before},
         }
         # The first write honours the user's overwrite choice; later checkpoints replace our own file.
         overwrite = self.settings.overwrite or self._written_once
-        path = self.model.save(self.settings.output, overwrite=overwrite, extra_tensors=extra, card=card)
+        with self._averaged_weights():
+            path = self.model.save(self.settings.output, overwrite=overwrite, extra_tensors=extra, card=card)
         self._written_once = True
         return str(path)
+
+
+    def _averaged_weights(self):
+        """Context: the averaged weights in the nets (previews, saving); the raw ones back after."""
+        return self.ema.swapped_in(self.model.nets) if self.ema is not None else contextlib.nullcontext()
+
+    def use_averaged_weights(self) -> None:
+        """Put the averaged weights in the nets for good (build scripts, before shipping a model)."""
+        if self.ema is not None:
+            self.model.nets.load_state_dict(self.ema.average, strict=False)
+
+
+#: saved tensors holding the raw training weights of averaged nets (``raw.<net>.<param>``)
+RAW_PREFIX = "raw."
+
+
+class WeightAverage:
+    """Exponential moving average of some networks' weights (the family's ``ema_nets``).
+
+    ``average = d * average + (1 - d) * weights`` after each step, with the usual warm-up
+    ``d = min(decay, (1 + step) / (10 + step))`` so early averages do not drag the random
+    initialisation along. Integer buffers are copied. Kept in fp32 on the nets' device.
+    """
+
+    def __init__(self, nets, names: tuple[str, ...], decay: float):
+        self.nets, self.decay = names, decay
+        self.average = {k: v.detach().clone().float() if v.is_floating_point() else v.detach().clone()
+                        for k, v in nets.state_dict().items() if k.split(".", 1)[0] in names}
+
+    @classmethod
+    def for_trainer(cls, model, hparams: dict[str, Any]) -> "WeightAverage | None":
+        decay = float(hparams.get("ema_decay") or 0.0)
+        names = tuple(n for n in model.family.ema_nets if n in model.nets)
+        return cls(model.nets, names, decay) if decay > 0 and names else None
+
+    def update(self, nets, step: int) -> None:
+        import torch
+
+        d = min(self.decay, (1 + step) / (10 + step))
+        state = nets.state_dict()
+        with torch.no_grad():
+            for key, avg in self.average.items():
+                value = state[key]
+                if avg.is_floating_point():
+                    avg.mul_(d).add_(value.detach().float(), alpha=1 - d)
+                else:
+                    avg.copy_(value)
+
+    @contextlib.contextmanager
+    def swapped_in(self, nets):
+        raw = {k: v.detach().clone() for k, v in nets.state_dict().items() if k in self.average}
+        nets.load_state_dict(self.average, strict=False)
+        try:
+            yield
+        finally:
+            nets.load_state_dict(raw, strict=False)
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

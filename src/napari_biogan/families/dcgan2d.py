@@ -91,6 +91,7 @@ class Dcgan2dFamily(Family):
     title = "Images 2D (DCGAN / WGAN-GP)"
     config_cls = Dcgan2dConfig
     sample_axes = ("Y", "X")
+    ema_nets = ("generator",)
 
     def build(self, config):
         return _build_nets(config)
@@ -112,7 +113,7 @@ class Dcgan2dFamily(Family):
     def default_hparams(self) -> dict[str, Any]:
         # Osokin et al. WGAN-GP settings (REFERENCE section 2).
         return {"loss": "wgan-gp", "lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "n_critic": 5,
-                "gp_weight": 10.0, "batch_size": 64, "flip_axes": ()}
+                "gp_weight": 10.0, "batch_size": 64, "flip_axes": (), "ema_decay": 0.0}
 
     def make_optimizers(self, nets, hparams):
         import torch

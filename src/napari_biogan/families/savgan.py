@@ -102,7 +102,7 @@ class SavganFamily(VideoFamily):
     def default_hparams(self) -> dict[str, Any]:
         # REFERENCE section 1: Adam (0, 0.9), TTUR 1e-4 / 4e-4, 5 critic steps, GP 10, batch 8.
         return {"lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "n_critic": 5, "gp_weight": 10.0,
-                "batch_size": 8, "image_critic_weight": None, "flip_axes": ()}
+                "batch_size": 8, "image_critic_weight": None, "flip_axes": (), "ema_decay": 0.0}
 
     def make_optimizers(self, nets, hparams):
         import torch

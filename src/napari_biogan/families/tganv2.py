@@ -166,7 +166,7 @@ class Tganv2Family(VideoFamily):
 
     def default_hparams(self) -> dict[str, Any]:
         return {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "n_critic": 5, "gp_weight": 10.0,
-                "batch_size": 8, "flip_axes": ()}
+                "batch_size": 8, "flip_axes": (), "ema_decay": 0.0}
 
     def make_optimizers(self, nets, hparams):
         import torch

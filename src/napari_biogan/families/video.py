@@ -21,6 +21,7 @@ class VideoFamily(Family):
 
     sample_axes = ("T", "Y", "X")
     metric_sets = ("cells", "digits")
+    ema_nets = ("generator",)
 
     def channels(self, config):
         return [Channel("video" if config.channels == 1 else f"channel {i}") for i in range(config.channels)]
