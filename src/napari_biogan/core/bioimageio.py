@@ -291,8 +291,15 @@ def synthetic_image(size: int, channels: int = 1, seed: int = 0) -> np.ndarray:
 def _reference_output(model: "Model", plan: ExportPlan, image: np.ndarray) -> np.ndarray:
     """The class probabilities by our own run path: ``Model.encode`` (prepare_source and the family's
     encode) and the family's ``decode`` in fp32, as ``Model.run`` computes the labels output."""
+    import copy
+
     import torch
 
+    if str(model.device) != "cpu":  # GPU convolutions may run in TF32: the reference is taken on the CPU
+        from .model import Model
+
+        model = Model(model.family, model.config, copy.deepcopy(model.nets).cpu(), model.card, device="cpu",
+                      sha256=model.sha256)
     state = model.encode({plan.input_name: image}, precision="fp32")
     controls = model.check_controls(None)
     with torch.inference_mode():
