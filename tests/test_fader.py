@@ -250,3 +250,51 @@ def test_the_shipped_model_gives_the_same_pixels():
     for value, mean in ((0.0, 0.4445447), (3.0, 0.2066186)):
         out = model.run({"image": slices(1, size=40)}, controls={"diagnosis": value}, precision="fp32")
         assert abs(float(out["image"].astype(np.float64).mean()) - mean) < 2e-5
+
+
+# -- sample data: a real held-out slice for the sliders on first run -------------------------------------------
+
+def test_the_mri_slice_sample_is_a_held_out_slice_the_shipped_model_moves():
+    from napari_biogan import sample_data
+    from napari_biogan.core.zoo import ZOO_DIR
+
+    held_out = shared_data("alzheimer_mri_4class", "test", "NonDemented", "26 (62).jpg")
+    (image, meta, kind), = sample_data.mri_slice()
+    assert kind == "image" and image.shape == (208, 176) and image.dtype == np.float32
+    assert "held out" in meta["name"] and "ODbL" in meta["metadata"]["source"]
+    from PIL import Image
+
+    np.testing.assert_array_equal(image, np.asarray(Image.open(held_out), dtype=np.float32))  # the test split's
+    path = ZOO_DIR / "mri-fader.safetensors"
+    if not path.exists():
+        pytest.skip("zoo/mri-fader.safetensors is not built (scripts/build_zoo_fader.py)")
+    model = Model.load(path, device="cpu")
+    state = model.encode({"image": image})  # as Explore does with the layer: encoded once
+    moderate = model.run(Point(state, {"diagnosis": 3.0}), precision="fp32")
+    assert moderate["image"].shape == (1, 1, 208, 176) and np.abs(moderate["difference"]).mean() > 0
+
+
+def test_the_mri_slice_sample_without_the_data_is_one_sentence(monkeypatch, tmp_path):
+    from napari_biogan import sample_data
+
+    monkeypatch.setenv("NAPARI_BIOGAN_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="The MRI slice needs the public data set 'alzheimer_mri_4class'"):
+        sample_data.mri_slice()
+    (tmp_path / "alzheimer_mri_4class" / "test").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"The MRI slice sample needs .*26 \(62\).jpg, which is not there"):
+        sample_data.mri_slice()
+
+
+def test_the_mri_slice_sample_is_in_the_manifest():
+    import importlib.resources
+
+    import yaml
+
+    from napari_biogan import sample_data
+
+    manifest = yaml.safe_load((importlib.resources.files("napari_biogan") / "napari.yaml").read_text())
+    commands = {c["id"]: c for c in manifest["contributions"]["commands"]}
+    entry = next(s for s in manifest["contributions"]["sample_data"] if s["key"] == "mri-slice")
+    assert entry["display_name"] == "MRI slice (held-out, dementia set)"
+    module, function = commands[entry["command"]]["python_name"].split(":")
+    assert module == "napari_biogan.sample_data" and getattr(sample_data, function) is sample_data.mri_slice

@@ -112,6 +112,23 @@ def yeast_cells(n: int = 16) -> list[LayerData]:
             for c, name in enumerate(names)]
 
 
+def mri_slice(name: str = "NonDemented/26 (62).jpg") -> list[LayerData]:
+    """One HELD-OUT axial T1 slice of the 4-class dementia set (its test split: never seen by the shipped
+    mri-fader model or its evaluation classifier), raw 8-bit grey (Y, X), for the Fader sliders in Explore."""
+    mri = _data_module("mri", "The MRI slice")
+    from .data.shared import shared_data_dir
+
+    root = shared_data_dir("alzheimer_mri_4class", "The MRI slice", must_exist=True)
+    path = root / "test" / name
+    if not path.is_file():
+        raise DataError(f"The MRI slice sample needs {path}, which is not there.")
+    source = (f"held-out test slice {name} of the Kaggle 'Alzheimer's Dataset (4 class of Images)' (ODbL 1.0), "
+              "never seen by the shipped mri-fader model")
+    title = f"mri slice {name.rsplit('/', 1)[-1].rsplit('.', 1)[0]} (held out)"
+    return [(mri.read_slice(path), {"name": title, "colormap": "gray", "contrast_limits": (0.0, 255.0),
+                                    "metadata": {"source": source}}, "image")]
+
+
 def _data_module(name: str, what: str):
     """A module of ``napari_biogan.data``, or a plain DataError if this installation lacks it."""
     try:
