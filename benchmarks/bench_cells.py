@@ -3,6 +3,7 @@ beside the real-vs-real rows and the nearest-training-neighbour baseline (Osokin
 
     nice -n 19 python benchmarks/bench_cells.py [--work /tmp/napari-biogan-cells-zoo] [--c2st-steps 200]
                                                 [--paper] [--reconstruct 20] [--figures docs/figures]
+                                                [--json cells.json]
 
 Models: the generators scripts/build_zoo_cells.py leaves in --work (yeast-cells-{variant}.safetensors);
 the shipped star model stands in where its work file is missing. Data: the same held-out 20 % of
@@ -14,6 +15,7 @@ cells-real-vs-generated.png and cells-interpolation.png.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -25,43 +27,72 @@ VARIANTS = ("star", "multichannel", "separable")
 PAPER = {"star": "1.41 ± 0.15", "multichannel": "3.72 ± 0.14", "separable": "0.76-1.1 (one class)"}
 
 
-def composite(pair: np.ndarray, zoom: int = 3) -> np.ndarray:
-    """(2, Y, X) [0, 1] (shape, protein) -> RGB uint8: shape in magenta, protein in green."""
-    shape, protein = pair[0], pair[1]
-    rgb = np.stack([shape * 0.8, np.clip(shape * 0.35 + protein, 0, 1), shape * 0.8], -1)
-    return np.kron((rgb * 255).astype(np.uint8), np.ones((zoom, zoom, 1), np.uint8))
+#: the colour of each protein channel in the pictures (as the plugin's layers: green, cyan...)
+PROTEIN_RGB = ((0.2, 1.0, 0.2), (0.1, 0.9, 1.0), (1.0, 0.9, 0.1))
+ZOOM, GAP, MARGIN = 3, 2, 150
+
+
+def tile(plane: np.ndarray, colour=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """One channel in [0, 1] -> an RGB uint8 tile, ZOOM times larger, in ``colour`` (grey: white)."""
+    rgb = np.clip(plane[..., None] * np.asarray(colour, np.float32), 0, 1)
+    return np.kron((rgb * 255).astype(np.uint8), np.ones((ZOOM, ZOOM, 1), np.uint8))
+
+
+def strip(tiles: list[np.ndarray]) -> np.ndarray:
+    """Tiles side by side with white gaps."""
+    gap = np.full((tiles[0].shape[0], GAP, 3), 255, np.uint8)
+    return np.concatenate([part for t in tiles for part in (t, gap)][:-1], 1)
+
+
+def labelled(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
+    """Rows of tiles, each with its label in a left margin, white gaps between rows."""
+    from PIL import Image, ImageDraw
+
+    width = max(r.shape[1] for _, r in rows) + MARGIN
+    parts = []
+    for label, row in rows:
+        canvas = np.full((row.shape[0] + GAP * 2, width, 3), 255, np.uint8)
+        canvas[GAP:GAP + row.shape[0], MARGIN:MARGIN + row.shape[1]] = row
+        image = Image.fromarray(canvas)
+        ImageDraw.Draw(image).text((6, row.shape[0] // 2 - 4), label, fill=(0, 0, 0))
+        parts.append(np.asarray(image))
+    Image.fromarray(np.concatenate(parts)).save(path)
 
 
 def figures(model, test_cells, folder: Path, names) -> None:
-    """Real vs generated cells per protein, and a 3-keyframe slerp path (shape and every protein per frame)."""
-    from PIL import Image
-
+    """Real vs generated cells per protein (bright-field row, protein row), and a 3-keyframe slerp path
+    (the shape and every protein channel per frame)."""
     from napari_biogan.core.contract import Point
     from napari_biogan.core.latent import point_path
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     rows = []
-    gap = np.full((4, 8 * 96 + 7 * 2, 3), 255, np.uint8)
     for c, name in enumerate(names):
         real = test_cells.images[rng.choice(len(test_cells), 8, replace=False)][:, [0, 1 + c]] / 255.0
         fake = model.run(model.seeded_point(100 + c, 8), controls={"protein": c + 1}, precision="fp32")["cell"]
         fake = fake[:, [0, 1 + c]]
-        for group in (real, fake):
-            tiles = [composite(p) for p in group]
-            row = tiles[0]
-            for tile in tiles[1:]:
-                row = np.concatenate([row, np.full((96, 2, 3), 255, np.uint8), tile], 1)
-            rows += [row, gap]
-    Image.fromarray(np.concatenate(rows[:-1])).save(folder / "cells-real-vs-generated.png")
+        for what, group in (("real", real), ("generated", fake)):
+            rows.append((f"{what}: bright-field", strip([tile(p[0]) for p in group])))
+            rows.append((f"{what}: {name}", strip([tile(p[1], PROTEIN_RGB[c]) for p in group])))
+    labelled(rows, folder / "cells-real-vs-generated.png")
     keys = [Point({"latent": model.latents(1, s)}, {"protein": 0}) for s in (3, 14, 27)]
     path = point_path(keys, 6, choices=("protein", "green seed"))
     cells = model.run(path, precision="fp32")["cell"]  # (frames, 1 + k, Y, X)
-    grey = [np.concatenate(list(cells[:, ch]), 1) for ch in range(cells.shape[1])]
-    colour = [np.concatenate([composite(cell[[0, 1 + c]], 1) for cell in cells], 1) for c in range(len(names))]
-    strip = np.concatenate([np.repeat((g[..., None] * 255).astype(np.uint8), 3, -1) for g in grey] + colour, 0)
-    Image.fromarray(np.kron(strip, np.ones((3, 3, 1), np.uint8))).save(folder / "cells-interpolation.png")
-    print(f"figures written to {folder}")
+    rows = [("bright-field", strip([tile(cell[0]) for cell in cells]))]
+    rows += [(name, strip([tile(cell[1 + c], PROTEIN_RGB[c]) for cell in cells])) for c, name in enumerate(names)]
+    labelled(rows, folder / "cells-interpolation.png")
+    print(f"figures written to {folder}", flush=True)
+
+
+def _progress(what: str):
+    """Prints a line at every tenth of a long C2ST (a bench on a shared CPU runs for a while)."""
+    started = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        if done % max(total // 10, 1) < 10 or done == total:
+            print(f"  {what}: {done}/{total} critic steps, {time.perf_counter() - started:.0f} s", flush=True)
+    return report
 
 
 def main() -> None:
@@ -81,10 +112,18 @@ def main() -> None:
     parser.add_argument("--reconstruct", type=int, default=20)
     parser.add_argument("--figures", default="", help="folder for the README pictures (star model)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--figures-only", action="store_true", help="only the pictures (no C2ST, no reconstruction)")
+    parser.add_argument("--json", default="", help="also write every variant's metrics (the card's keys) here; "
+                        "scripts/build_zoo_cells.py --ship --metrics-from reads it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     train_cells, test_cells = zoo_cell_split(SHARED)
+    if args.figures_only:
+        path = Path(args.work) / "yeast-cells-star.safetensors"
+        model = Model.load(path if path.exists() else ZOO_DIR / path.name, device="cpu")
+        figures(model, test_cells, Path(args.figures or "docs/figures"), list(test_cells.pairs().names))
+        return
     test, train = test_cells.pairs(), train_cells.pairs()
     pairs = torch.from_numpy(test.images.astype(np.float32) / 127.5 - 1)
     settings = PAPER_C2ST if args.paper else (
@@ -92,10 +131,11 @@ def main() -> None:
         if args.c2st_steps else QUICK_C2ST)
     print(f"{len(train_cells)} training cells, {len(test_cells)} held out; {settings.describe()}")
     names = list(test.names)
-    rows, real_rows = [], None
+    rows, real_rows, card = [], None, {}
     # real vs real: one protein against the other (different classes), on the same held-out cells
     other = real_c2st(pairs[torch.from_numpy(test.classes == 0)], pairs[torch.from_numpy(test.classes == 1)],
-                      settings, seed=0)
+                      settings, seed=0, progress=_progress("real vs real"))
+    print(f"real vs real, {names[0]} vs {names[1]}: {other.mean():.2f} ± {other.std():.2f}", flush=True)
     for variant in args.only:
         path = Path(args.work) / f"yeast-cells-{variant}.safetensors"
         if not path.exists() and variant == "star":
@@ -104,8 +144,11 @@ def main() -> None:
             print(f"{variant}: no model at {path}; run scripts/build_zoo_cells.py first")
             continue
         model = Model.load(path, device="cpu")
+        if args.figures and variant == "star":
+            figures(model, test_cells, Path(args.figures), names)
         started = time.perf_counter()
-        c2st = model_c2st(model, pairs, test.classes, settings, seed=0, with_real=variant == args.only[0])
+        c2st = model_c2st(model, pairs, test.classes, settings, seed=0, with_real=variant == args.only[0],
+                          progress=_progress(variant))
         print("\n".join([f"{variant} ({model.card.get('training', {}).get('steps', '?')} steps):"] + c2st.lines()),
               f"\n  [{time.perf_counter() - started:.0f} s]", flush=True)
         chosen = np.random.default_rng(1).choice(len(test), args.reconstruct, replace=False)
@@ -114,8 +157,18 @@ def main() -> None:
         s = rec.summary()
         rows.append((variant, c2st, s))
         real_rows = real_rows or (c2st if c2st.real else None)
-        if args.figures and variant == "star":
-            figures(model, test_cells, Path(args.figures), names)
+        print("  reconstruction: " + ", ".join(f"{k} {v:.4g}" for k, v in s.items()), flush=True)
+        card[variant] = {**{k: round(v, 4) for k, v in c2st.as_metrics().items()},
+                         **{k: round(v, 4) for k, v in s.items()},
+                         "c2st_setting": settings.describe(),
+                         "c2st_real_other_protein": round(float(other.mean()), 4),
+                         "compared_with": f"{len(test_cells)} held-out cells (C2ST, {len(test)} (shape, protein) "
+                         f"images); {args.reconstruct} of them reconstructed (5 restarts, L-BFGS 50 steps), nearest "
+                         f"neighbour among {len(train_cells)} training cells",
+                         "steps": model.card.get("training", {}).get("steps"),
+                         "wall_time_s": model.card.get("training", {}).get("wall_time_s")}
+        if args.json:
+            Path(args.json).write_text(json.dumps(card, indent=1))
 
     def row(*cells: str) -> None:
         print("| " + " | ".join(cells) + " |")

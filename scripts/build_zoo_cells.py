@@ -22,7 +22,11 @@ so a build can be stopped (Ctrl-C keeps nothing newer than the last checkpoint; 
 stops cleanly with a checkpoint) and continued. --ship writes the star model's generator
 to src/napari_biogan/zoo/yeast-cells-star.safetensors with its card (data, licence, steps,
 wall time, metrics); the other variants' generators stay in --work for the benchmark
-(benchmarks/bench_cells.py).
+(benchmarks/bench_cells.py). The shipped file was made by
+
+    nice -n 19 python scripts/build_zoo_cells.py --only star --minutes 30   # then separable, multichannel
+    nice -n 19 python benchmarks/bench_cells.py --c2st-steps 100 --figures docs/figures --json cells.json
+    python scripts/build_zoo_cells.py --only star --evaluate-only --no-evaluate --ship --metrics-from cells.json
 """
 
 from __future__ import annotations
@@ -51,7 +55,9 @@ DESCRIPTION = {
 }
 DATA_NOTE = ("{n} single cells (32x32, bright-field + YFP + TFP) cropped around the Cell-ID centres of the "
              + RCELL2_NOTE + "; 20% of the cells held out (seed 0)")
-LICENCE = "model: as the package; training data: MIT (rcell2.examples, (c) 2022 Nicolás A. Méndez)"
+LICENCE = ("model: as the package; training data: rcell2.examples, MIT (its DESCRIPTION and LICENCE.rcell2; a "
+           "GPL-3 text is also in that repository), Beldorati Stark, Méndez, Constantinou")
+SHIPPED = "yeast-cells-star"
 
 
 def work_file(work: Path, variant: str) -> Path:
@@ -134,6 +140,8 @@ def main() -> None:
     parser.add_argument("--reconstruct", type=int, default=20, help="held-out cells reconstructed")
     parser.add_argument("--c2st-steps", type=int, default=0, help="critic steps of the quick C2ST (0: its default)")
     parser.add_argument("--ship", action="store_true", help="copy the star model into the package's zoo")
+    parser.add_argument("--metrics-from", default="", metavar="JSON",
+                        help="the card's metrics from benchmarks/bench_cells.py --json (with --ship)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     args = parser.parse_args()
     import torch
@@ -149,10 +157,28 @@ def main() -> None:
         if not args.no_evaluate:
             evaluate(path, train_cells, test_cells, args)
         if args.ship and variant == "star":
-            shipped = Model.load(path, device="cpu")
-            target = ZOO_DIR / "yeast-cells-star.safetensors"
-            shipped.save(target, overwrite=True, include=("generator",))
-            print(f"shipped {target}", flush=True)
+            ship(path, args)
+
+
+def ship(path: Path, args) -> Path:
+    """The star model's generator into the package's zoo, its card with data, licence, steps, wall time and
+    the metrics (from ``--metrics-from``, the benchmark's JSON, else those ``evaluate`` wrote)."""
+    model = Model.load(path, device="cpu")
+    metrics = dict(model.card.get("metrics") or {})
+    if args.metrics_from:
+        measured = json.loads(Path(args.metrics_from).read_text())["star"]
+        if measured.get("steps") != model.card.get("training", {}).get("steps"):
+            raise SystemExit(f"{args.metrics_from} measured the star model at step {measured.get('steps')}, "
+                             f"not this one ({model.card.get('training', {}).get('steps')}): run the benchmark again")
+        metrics = {k: v for k, v in measured.items() if k not in ("steps", "wall_time_s")}
+    if not metrics:
+        raise SystemExit("No metrics for the card: evaluate first, or give --metrics-from.")
+    target = ZOO_DIR / f"{SHIPPED}.safetensors"
+    model.save(target, overwrite=True, include=("generator",),
+               card={"name": SHIPPED, "description": DESCRIPTION["star"], "licence": LICENCE, "metrics": metrics,
+                     "data": model.card.get("training", {}).get("data") or model.card.get("data")})
+    print(f"shipped {target} ({target.stat().st_size / 1e6:.1f} MB)", flush=True)
+    return target
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from .explore_work import (DEFAULT_DIRECTIONS, INTERPOLATION, LAYER_NAME, MAX_DI
 
 ENCODED_KEPT = 8  # encoded layer samples cached per model
 SEED, LAYER, FITTED = "seed", "layer", "fitted"
-SOURCE_TITLES = {SEED: "Seed", LAYER: "Image layer", FITTED: "Fitted latent"}
+SOURCE_TITLES = {SEED: "Seed", LAYER: "Image layer", FITTED: "Image found in the model"}
 
 
 class _Bridge(QObject):
