@@ -31,6 +31,9 @@ from ..core.settings import check_whole_numbers
 from ..core.registry import register
 from .video import VideoFamily
 
+#: how G_V up-samples time (see nn.blocks.up_conv3d): "resize" leaves no frame short of kernel taps
+TIME_UPSAMPLING = ("resize", "transposed")
+
 ATTENTION_MODES = ("nystrom", "full", "none")
 
 
@@ -54,10 +57,15 @@ class SavganConfig:
     variant: str = "savgan"  # a label: "savgan" or "3dgan"
     preset: str = "custom"
     metric_set: str = ""  # "cells" or "digits" (Moving MNIST); "" lets the family decide
+    #: "resize" (no faint first/last frames) or "transposed" (the paper's; models saved before it existed)
+    time_upsampling: str = "resize"
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
                             ("widths", "critic_widths"))
+        if self.time_upsampling not in TIME_UPSAMPLING:
+            raise DataError(f"Unknown time_upsampling '{self.time_upsampling}'; choose one of "
+                            f"{', '.join(TIME_UPSAMPLING)}.")
         if self.attention not in ATTENTION_MODES:
             raise DataError(f"Unknown attention '{self.attention}'; choose one of {', '.join(ATTENTION_MODES)}.")
         self.widths, self.critic_widths = tuple(self.widths), tuple(self.critic_widths)
@@ -93,6 +101,10 @@ class SavganFamily(VideoFamily):
 
     def default_config(self, preset: str = "cpu-small", **overrides: Any) -> SavganConfig:
         return savgan_config(preset, **overrides)
+
+    def config_from_dict(self, values):
+        # files saved before time_upsampling existed were built with the paper's transposed kernels
+        return super().config_from_dict({"time_upsampling": "transposed", **values})
 
     def build(self, config):
         from .savgan_nets import build_savgan

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..core.errors import DataError
 from ..nn.attention import SelfAttention
-from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, spectral
+from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, spectral, up_conv3d
 
 
 def generator_plan(frames: int, height: int, width: int, levels: int) -> tuple[tuple[int, int, int], int]:
@@ -48,7 +48,8 @@ class VideoGenerator(nn.Module):
         self.start = LatentProjection3d(cfg.latent_dim, widths[0], start)  # the paper's ConvT3d k(T0, Y0, X0) from z
         self.start_norm = nn.InstanceNorm3d(widths[0])
         self.blocks = nn.ModuleList(
-            UpBlock3d(c_in, c_out, double_time=i < time_ups, spectral_norm=True)
+            UpBlock3d(c_in, c_out, double_time=i < time_ups, spectral_norm=True,
+                      time_upsampling=cfg.time_upsampling)
             for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])))
         first_attended = len(self.blocks) - cfg.attention_blocks
         self.attention = nn.ModuleList(
@@ -56,8 +57,7 @@ class VideoGenerator(nn.Module):
             if cfg.attention != "none" and i >= first_attended else nn.Identity()
             for i, c_out in enumerate(widths[1:]))
         last_doubles_time = levels - 1 < time_ups
-        self.out = nn.ConvTranspose3d(widths[-1], cfg.channels, (4, 4, 4) if last_doubles_time else (3, 4, 4),
-                                      (2 if last_doubles_time else 1, 2, 2), 1)
+        self.out = up_conv3d(widths[-1], cfg.channels, last_doubles_time, cfg.time_upsampling)
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The start map (B, C0, T0, Y0, X0): early activations for GANSpace directions."""

@@ -21,15 +21,46 @@ def doublings(size: int, levels: int) -> int:
     return count
 
 
+class TimeResizeConvT3d(nn.Module):
+    """x2 in Y and X by a k4 s2 p1 transposed convolution; in time, nearest x2 (when ``double_time``)
+    then a 3-tap kernel over frames padded by repeating the edge frames, so no frame is short of taps."""
+
+    def __init__(self, c_in: int, c_out: int, double_time: bool, spectral_norm: bool = False):
+        super().__init__()
+        # transposed, k3 s1 p2 in time == a plain 3-tap convolution without padding: T + 2 -> T
+        self.conv = spectral(nn.ConvTranspose3d(c_in, c_out, (3, 4, 4), (1, 2, 2), (2, 1, 1)), spectral_norm)
+        self.double_time = double_time
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.double_time:
+            x = x.repeat_interleave(2, dim=2)
+        return self.conv(F.pad(x, (0, 0, 0, 0, 1, 1), mode="replicate"))
+
+
+def up_conv3d(c_in: int, c_out: int, double_time: bool, time_upsampling: str = "resize",
+              spectral_norm: bool = False) -> nn.Module:
+    """The x2 (Y, X, and T when ``double_time``) up-sampling layer of a video generator level.
+
+    ``time_upsampling``: "resize" (nearest x2 in time, then a 3-tap kernel over replicate-padded
+    frames: every frame gets all its taps) or "transposed" (the paper's k4 s2 p1 transposed
+    convolution: the first and last frames get half the taps at every level, so they come out
+    faint; kept to load the models trained with it).
+    """
+    if time_upsampling == "resize":
+        return TimeResizeConvT3d(c_in, c_out, double_time, spectral_norm)
+    if time_upsampling != "transposed":
+        raise ValueError(f"Unknown time up-sampling '{time_upsampling}'; 'resize' or 'transposed'.")
+    kernel_t, stride_t = (4, 2) if double_time else (3, 1)
+    return spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2), 1), spectral_norm)
+
+
 class UpBlock3d(nn.Module):
-    """ConvTranspose3d k4 s2 p1 (x2 in Y and X; in T too, or k3 s1 p1 when ``double_time`` is False),
-    then InstanceNorm and ReLU: one SAVGAN generator level."""
+    """One SAVGAN generator level: x2 up-sampling (:func:`up_conv3d`), then InstanceNorm and ReLU."""
 
     def __init__(self, c_in: int, c_out: int, double_time: bool = True, spectral_norm: bool = True,
-                 norm: bool = True):
+                 norm: bool = True, time_upsampling: str = "transposed"):
         super().__init__()
-        kernel_t, stride_t = (4, 2) if double_time else (3, 1)
-        self.conv = spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2), 1), spectral_norm)
+        self.conv = up_conv3d(c_in, c_out, double_time, time_upsampling, spectral_norm)
         self.norm = nn.InstanceNorm3d(c_out) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
