@@ -143,7 +143,8 @@ class FaderFamily(Family):
         names = ", ".join(s.name for s in config.specs)
         return [Input("image", IMAGE, train=True, run=True, help="brain MRI slices: one slice or a stack"),
                 Input("attributes", ATTRIBUTES, train=True, run=False,
-                      help=f"a table with the attributes {names} of every slice (CSV with a 'file' column)")]
+                      help=f"a table with the attributes {names} of every slice (CSV with a 'file' or "
+                           "subject id column; a class attribute can also come from class sub-folders)")]
 
     def outputs(self, config):
         return [Output("image", IMAGE, tuple(self.channels(config)), help="the slice with the attribute values set"),
@@ -215,8 +216,8 @@ class FaderFamily(Family):
         if not isinstance(data, dict) or data.get("image") is None:
             raise DataError("The Fader family trains on slices with a table of their attributes.")
         if data.get("attributes") is None:
-            raise DataError("The Fader family trains on slices WITH their attributes (a CSV with a 'file' column "
-                            f"and the columns {', '.join(s.name for s in config.specs)}).")
+            raise DataError("The Fader family trains on slices WITH their attributes (a CSV with a 'file' or "
+                            f"subject id column and the columns {', '.join(s.name for s in config.specs)}).")
         raw = np.asarray(data["image"])
         if raw.ndim == 2:
             raw = raw[None]

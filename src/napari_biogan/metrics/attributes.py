@@ -231,7 +231,8 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
     import torch
 
     if "attributes" not in real:
-        raise DataError("Evaluating attribute edits needs the real slices' attributes (a CSV with a 'file' column).")
+        raise DataError("Evaluating attribute edits needs the real slices' attributes (a CSV with a 'file' or "
+                        "subject id column).")
     classifier = classifier or load_attribute_classifier()
     index = torch.as_tensor(evaluation_subset(len(real), n, seed))
     images = real["image"].take(index).float()
