@@ -82,7 +82,8 @@ def build(name: str, args) -> None:
     data = model.family.prepare_data(clips, config)
     print(f"{name}: {len(data)} training clips {tuple(data.head(1)['image'].shape[1:])}", flush=True)
     work = Path(args.work) / f"{name}-train.safetensors"
-    hparams = {"batch_size": args.batch, "flip_axes": (3, 4) if dataset == "t98g" else ()}
+    hparams = {"batch_size": args.batch, "flip_axes": (3, 4) if dataset == "t98g" else (),
+               "ema_decay": args.ema_decay}
     settings = TrainSettings(steps=args.steps or STEPS.get(name, 3000), seed=args.seed, output=str(work), overwrite=True,
                              checkpoint_every=args.checkpoint_every, preview_every=args.checkpoint_every,
                              hparams=hparams, data_description=DATA_NOTES[dataset])
@@ -131,6 +132,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--clips", type=int, default=MMNIST_TRAIN_CLIPS,
                         help="Moving MNIST training clips (the paper's 2,225)")
+    parser.add_argument("--ema-decay", type=float, default=0.0,
+                        help="ship an exponential moving average of the generator (e.g. 0.999; 0: the last weights)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--work", default="/tmp/napari-biogan-video-zoo", help="resumable training files")
