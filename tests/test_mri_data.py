@@ -298,7 +298,8 @@ def test_training_inputs_read_one_nifti_and_folders_of_2d_slices(tmp_path):
     ("4d", r"4d.nii is a 4D image .* a 3D volume is needed"),
     ("flat", "flat.nii holds no signal"),
     ("corrupt", "Cannot read corrupt.nii.gz as a NIfTI volume"),
-    ("empty", "empty.nii.gz"),
+    ("empty", r"Cannot read empty.nii.gz as a NIfTI volume; it is damaged or not NIfTI"),
+    ("no voxels", r"zero.nii is empty \(shape \(0, 4, 4\)\)"),
     ("no match", "None of the ids in the 'file' column of t.csv"),
     ("missing row", r"t.csv has no row for 1 image\(s\), e.g. b.png"),
     ("mixed", "The column 'age' of the attributes mixes numbers and text"),
@@ -312,8 +313,10 @@ def test_bad_training_inputs_are_one_sentence(tmp_path, case, message):
 
     family, config = fader(attributes=("age:continuous:20|90",), slices="40" if case == "slice" else "centre")
     image, table = tmp_path / "images", tmp_path / "t.csv"
-    if case in ("4d", "flat"):
-        image = write_nifti(tmp_path / f"{case}.nii", np.ones((4, 4, 4, 3)) if case == "4d" else np.zeros((4, 4, 4)))
+    if case in ("4d", "flat", "no voxels"):
+        shape = {"4d": (4, 4, 4, 3), "flat": (4, 4, 4), "no voxels": (0, 4, 4)}[case]
+        name = "zero" if case == "no voxels" else case
+        image = write_nifti(tmp_path / f"{name}.nii", np.ones(shape) if case == "4d" else np.zeros(shape))
     elif case in ("corrupt", "empty", "slice", "bad slices"):
         good = write_nifti(tmp_path / "good.nii.gz", head())
         image = {"corrupt": tmp_path / "corrupt.nii.gz", "empty": tmp_path / "empty.nii.gz"}.get(case, good)
