@@ -126,10 +126,11 @@ class InputRow(QWidget):
             path = self.path_row.path()
             if path:
                 return path, f"{spec.name}: {path}"
-            if spec.kind != "class":
-                what = "an attributes CSV table" if spec.kind == "attributes" else "a file or folder"
-                raise DataError(f"Choose {what} for '{spec.name}' ({spec.help or spec.kind}).")
-        return None, ""  # classes: from the image folder (the loader says so when it has none)
+            if spec.kind not in ("class", "attributes"):
+                raise DataError(f"Choose a file or folder for '{spec.name}' ({spec.help or spec.kind}).")
+        # classes, and attributes that are classes: from the image folder's sub-folders (the loader
+        # says so in one sentence when it has none)
+        return None, ""
 
 
 def input_rows(viewer, family, config=None) -> list[InputRow]:

@@ -73,7 +73,7 @@ def _run_sources(model, items: list[str]) -> tuple[dict[str, Any], dict[str, str
             raise DataError(f"The '{model.family.name}' family runs from '{spec.name}' ({spec.help or spec.kind}); "
                             f"give it with --input {'PATH' if len(specs) == 1 else spec.name + '=PATH'}.")
     return {s.name: np.asarray(load_labels_source(paths[s.name]) if s.kind == LABELS
-                               else load_image_source(paths[s.name], model.family)) for s in specs}, paths
+                               else load_image_source(paths[s.name], model.family, model.config)) for s in specs}, paths
 
 
 def _controls(model, items: list[str]) -> dict[str, Any]:
