@@ -1,0 +1,124 @@
+"""Per-frame contrast of generated videos against real clips: the time-boundary fade, measured.
+
+    python benchmarks/bench_video_fade.py MODEL [MODEL ...] [--dataset t98g] [-n 64] [--seeds 0 1 2]
+                                          [--plot docs/figures/t98g_frame_contrast.png]
+
+MODEL is a zoo name, a .safetensors file, or ``FILE:raw`` for the last training weights kept
+in a training file beside the moving average (``raw.*`` tensors; see core/training.py), so
+one run compares a generator with and without its weight average. For every model and
+sample seed: the mean pixel standard deviation of each frame over ``n`` clips (the
+"contrast profile"), the worst frame's deviation from the real clips' mean frame contrast
+(the issue's target: within 15 %), and AACD (0..255 scale; target <= 1.5x the real clips').
+Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def load(spec: str):
+    """A model from a zoo name or file; ``FILE:raw`` swaps in the raw training weights of an averaged run."""
+    from napari_biogan.core.model import GanModel
+    from napari_biogan.core.training import RAW_PREFIX
+    from napari_biogan.core.zoo import resolve_model
+
+    path, _, weights = spec.partition(":raw")
+    model = GanModel.load(resolve_model(path) if not Path(path).is_file() else path, device="cpu")
+    if spec.endswith(":raw"):
+        raw = {k[len(RAW_PREFIX):]: v for k, v in model._file_tensors.items() if k.startswith(RAW_PREFIX)}
+        if not raw:
+            raise SystemExit(f"{path} keeps no raw training weights (it was not trained with ema_decay > 0).")
+        model.nets.load_state_dict(raw, strict=False)
+    return model
+
+
+def frame_contrast(videos: np.ndarray) -> np.ndarray:
+    """(N, T, Y, X) in [0, 1] -> mean over clips of each frame's pixel standard deviation (T,)."""
+    return videos.reshape(*videos.shape[:2], -1).std(-1).mean(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--dataset", default="t98g", choices=("t98g", "mmnist"))
+    parser.add_argument("-n", type=int, default=64)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--plot", default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from napari_biogan.data.zoo_clips import zoo_reference_clips
+    from napari_biogan.metrics.video import aacd
+
+    torch.set_num_threads(1)
+    profiles, rows, real = {}, [], None
+    for spec in args.models:
+        model = load(spec)
+        if real is None:
+            clips, described = zoo_reference_clips(args.dataset, model.config.frames)
+            real = (model.family.prepare_data(clips, model.config).head(len(clips))["image"].numpy()[:, 0] + 1) / 2
+            real_profile = frame_contrast(real)
+            profiles["real clips"] = real_profile
+            print(f"{args.dataset}: {len(real)} real clips ({described}); real frame contrast "
+                  f"{real_profile.min():.3f}-{real_profile.max():.3f}, mean {real_profile.mean():.3f}, "
+                  f"AACD {aacd(real):.3f}")
+        runs = []
+        for seed in args.seeds:
+            videos = np.asarray(model.sample(args.n, seed=seed, precision="fp32"))[:, 0]
+            profile = frame_contrast(videos)
+            worst = float(np.abs(profile / real_profile.mean() - 1).max())
+            runs.append((profile, worst, aacd(videos)))
+        mean_profile = np.mean([r[0] for r in runs], axis=0)
+        profiles[spec] = mean_profile
+        worst, clip_aacd = np.array([r[1] for r in runs]), np.array([r[2] for r in runs])
+        rows.append((spec, model.card.get("training", {}).get("steps"), mean_profile, worst, clip_aacd))
+
+    real_aacd = aacd(real)
+    print(f"\n{len(args.seeds)} sample seeds x {args.n} clips; mean ± std over the seeds\n")
+    print("| model | steps | frame 1 / middle / last contrast | worst frame vs real mean | AACD | AACD / real |")
+    print("|---|---|---|---|---|---|")
+    for spec, steps, profile, worst, clip_aacd in rows:
+        middle = profile[len(profile) // 2]
+        print(f"| {spec} | {steps} | {profile[0]:.3f} / {middle:.3f} / {profile[-1]:.3f} | "
+              f"{worst.mean() * 100:.0f} ± {worst.std() * 100:.0f} % | {clip_aacd.mean():.3f} ± {clip_aacd.std():.3f} "
+              f"| {clip_aacd.mean() / real_aacd:.2f} |")
+    print(f"| real clips | - | {real_profile[0]:.3f} / {real_profile[len(real_profile) // 2]:.3f} / "
+          f"{real_profile[-1]:.3f} | - | {real_aacd:.3f} | 1.00 |")
+    if args.plot:
+        plot(args.plot, profiles)
+        print(f"\nwrote {args.plot}")
+
+
+def plot(path: str, profiles: dict[str, np.ndarray], width: int = 720, height: int = 360) -> None:
+    """Frame contrast against frame index, one coloured line per model, the real clips in black."""
+    from PIL import Image, ImageDraw
+
+    colours = [(214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    left, right, top, bottom = 60, width - 250, 20, height - 40
+    top_value = max(float(p.max()) for p in profiles.values()) * 1.1
+    frames = max(len(p) for p in profiles.values())
+    x = lambda t: left + (right - left) * t / max(frames - 1, 1)  # noqa: E731
+    y = lambda v: bottom - (bottom - top) * v / top_value  # noqa: E731
+    draw.line([(left, top), (left, bottom), (right, bottom)], fill="black")
+    for tick in np.linspace(0, top_value, 5):
+        draw.text((8, y(tick) - 6), f"{tick:.2f}", fill="black")
+    for t in range(frames):
+        draw.text((x(t) - 4, bottom + 6), str(t + 1), fill="black")
+    draw.text((left, height - 18), "frame", fill="black")
+    draw.text((left + 4, 2), "mean pixel std per frame (contrast)", fill="black")
+    for i, (name, profile) in enumerate(profiles.items()):
+        colour = (0, 0, 0) if name == "real clips" else colours[i % len(colours)]
+        draw.line([(x(t), y(v)) for t, v in enumerate(profile)], fill=colour, width=3)
+        draw.text((right + 12, top + 16 * i), Path(name).name[:38], fill=colour)
+    image.save(path)
+
+
+if __name__ == "__main__":
+    main()
