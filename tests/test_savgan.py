@@ -52,18 +52,17 @@ def test_family_is_registered_with_its_axes():
 def test_paper_parameter_counts_match_the_reference():
     # REFERENCE: G_V about 3.8 M, D_V about 2.9 M, D_I about 1.6 M parameters. Ours:
     # 3.81 M, 2.86 M, 1.55 M; "about" is read as within 5 %.
-    # The paper's generator up-samples time with k4 transposed kernels ("transposed"); the default
-    # "resize" uses 3-tap kernels in time (no faint edge frames) where the paper doubles time with 4.
-    nets = get_family("savgan").build(savgan_config("paper", time_upsampling="transposed"))
+    nets = get_family("savgan").build(savgan_config("paper"))
     for name, expected in [("generator", 3.8e6), ("video_critic", 2.9e6), ("frame_critic", 1.6e6)]:
         assert abs(_count(nets[name]) - expected) / expected < 0.05, (name, _count(nets[name]))
     assert nets["video_critic"].map_shapes[2:] == [(7, 8, 8), (3, 4, 4)]  # full SA at N = 448 and 48
-    resized = get_family("savgan").build(savgan_config("paper"))["generator"]
-    assert 0.75 < _count(resized) / _count(nets["generator"]) < 0.9  # 3.12 M against 3.81 M
+    # replicate padding in time changes no weight: the paper's generator, parameter for parameter
+    zeros = get_family("savgan").build(savgan_config("paper", time_padding="zeros"))["generator"]
+    assert [p.shape for p in zeros.parameters()] == [p.shape for p in nets["generator"].parameters()]
 
 
-def test_resize_time_upsampling_leaves_no_faint_edge_frames():
-    """Regression (video issue): with the paper's transposed kernels, the first and last frames of an
+def test_replicate_time_padding_leaves_no_faint_edge_frames():
+    """Regression (video issue): with the paper's zero padding in time, the first and last frames of an
     untrained generator have about half the contrast of the middle ones (fewer kernel taps)."""
     import numpy as np
 
@@ -74,18 +73,18 @@ def test_resize_time_upsampling_leaves_no_faint_edge_frames():
         videos = np.asarray(model.sample(16, seed=0, precision="fp32"))[:, 0]
         return videos.reshape(16, 16, -1).std(-1).mean(0)
 
-    old = frame_contrast(time_upsampling="transposed")
+    old = frame_contrast(time_padding="zeros")
     new = frame_contrast()
     assert old[[0, -1]].max() < 0.7 * np.median(old)  # the defect, measured
     assert new.min() > 0.85 * np.median(new)  # every frame within 15 % of the typical one
 
 
-def test_models_saved_before_time_upsampling_load_with_their_transposed_kernels():
+def test_models_saved_before_time_padding_load_with_the_papers_zero_padding():
     family = get_family("savgan")
     config = family.config_from_dict({"frames": 16, "height": 32, "width": 32})
-    assert config.time_upsampling == "transposed"
-    assert family.config_from_dict({"time_upsampling": "resize"}).time_upsampling == "resize"
-    assert family.default_config().time_upsampling == "resize"
+    assert config.time_padding == "zeros"
+    assert family.config_from_dict({"time_padding": "replicate"}).time_padding == "replicate"
+    assert family.default_config().time_padding == "replicate"
 
 
 def test_3dgan_is_the_same_network_without_attention():

@@ -31,8 +31,9 @@ from ..core.settings import check_whole_numbers
 from ..core.registry import register
 from .video import VideoFamily
 
-#: how G_V up-samples time (see nn.blocks.up_conv3d): "resize" leaves no frame short of kernel taps
-TIME_UPSAMPLING = ("resize", "transposed")
+#: how G_V's transposed convolutions pad time (see nn.blocks.time_crop): "replicate" leaves no frame
+#: short of kernel taps; "zeros" is the paper's (faint first and last frames)
+TIME_PADDING = ("replicate", "zeros")
 
 ATTENTION_MODES = ("nystrom", "full", "none")
 
@@ -57,15 +58,14 @@ class SavganConfig:
     variant: str = "savgan"  # a label: "savgan" or "3dgan"
     preset: str = "custom"
     metric_set: str = ""  # "cells" or "digits" (Moving MNIST); "" lets the family decide
-    #: "resize" (no faint first/last frames) or "transposed" (the paper's; models saved before it existed)
-    time_upsampling: str = "resize"
+    #: "replicate" (no faint first/last frames) or "zeros" (the paper's; models saved before it existed)
+    time_padding: str = "replicate"
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
                             ("widths", "critic_widths"))
-        if self.time_upsampling not in TIME_UPSAMPLING:
-            raise DataError(f"Unknown time_upsampling '{self.time_upsampling}'; choose one of "
-                            f"{', '.join(TIME_UPSAMPLING)}.")
+        if self.time_padding not in TIME_PADDING:
+            raise DataError(f"Unknown time_padding '{self.time_padding}'; choose one of {', '.join(TIME_PADDING)}.")
         if self.attention not in ATTENTION_MODES:
             raise DataError(f"Unknown attention '{self.attention}'; choose one of {', '.join(ATTENTION_MODES)}.")
         self.widths, self.critic_widths = tuple(self.widths), tuple(self.critic_widths)
@@ -103,8 +103,8 @@ class SavganFamily(VideoFamily):
         return savgan_config(preset, **overrides)
 
     def config_from_dict(self, values):
-        # files saved before time_upsampling existed were built with the paper's transposed kernels
-        return super().config_from_dict({"time_upsampling": "transposed", **values})
+        # files saved before time_padding existed were built with the paper's zero padding
+        return super().config_from_dict({"time_padding": "zeros", **values})
 
     def build(self, config):
         from .savgan_nets import build_savgan

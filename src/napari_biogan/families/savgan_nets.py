@@ -14,7 +14,8 @@ from torch import nn
 
 from ..core.errors import DataError
 from ..nn.attention import SelfAttention
-from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, spectral, up_conv3d
+from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, spectral, time_crop, \
+    transposed_in_time
 
 
 def generator_plan(frames: int, height: int, width: int, levels: int) -> tuple[tuple[int, int, int], int]:
@@ -49,7 +50,7 @@ class VideoGenerator(nn.Module):
         self.start_norm = nn.InstanceNorm3d(widths[0])
         self.blocks = nn.ModuleList(
             UpBlock3d(c_in, c_out, double_time=i < time_ups, spectral_norm=True,
-                      time_upsampling=cfg.time_upsampling)
+                      time_padding=cfg.time_padding)
             for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])))
         first_attended = len(self.blocks) - cfg.attention_blocks
         self.attention = nn.ModuleList(
@@ -57,7 +58,9 @@ class VideoGenerator(nn.Module):
             if cfg.attention != "none" and i >= first_attended else nn.Identity()
             for i, c_out in enumerate(widths[1:]))
         last_doubles_time = levels - 1 < time_ups
-        self.out = up_conv3d(widths[-1], cfg.channels, last_doubles_time, cfg.time_upsampling)
+        self.out = nn.ConvTranspose3d(widths[-1], cfg.channels, (4, 4, 4) if last_doubles_time else (3, 4, 4),
+                                      (2 if last_doubles_time else 1, 2, 2), 1)
+        self.out_crop = time_crop(last_doubles_time, cfg.time_padding)
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The start map (B, C0, T0, Y0, X0): early activations for GANSpace directions."""
@@ -67,7 +70,7 @@ class VideoGenerator(nn.Module):
         x = self.features(z)
         for block, attention in zip(self.blocks, self.attention):
             x = attention(block(x))
-        return torch.tanh(self.out(x))
+        return torch.tanh(transposed_in_time(self.out, x, self.out_crop))
 
 
 class VideoCritic(nn.Module):

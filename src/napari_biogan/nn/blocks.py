@@ -21,50 +21,41 @@ def doublings(size: int, levels: int) -> int:
     return count
 
 
-class TimeResizeConvT3d(nn.Module):
-    """x2 in Y and X by a k4 s2 p1 transposed convolution; in time, nearest x2 (when ``double_time``)
-    then a 3-tap kernel over frames padded by repeating the edge frames, so no frame is short of taps."""
+def time_crop(double_time: bool, time_padding: str) -> int:
+    """Frames to crop from each end of a transposed convolution's output after padding its input in time.
 
-    def __init__(self, c_in: int, c_out: int, double_time: bool, spectral_norm: bool = False):
-        super().__init__()
-        # transposed, k3 s1 p2 in time == a plain 3-tap convolution without padding: T + 2 -> T
-        self.conv = spectral(nn.ConvTranspose3d(c_in, c_out, (3, 4, 4), (1, 2, 2), (2, 1, 1)), spectral_norm)
-        self.double_time = double_time
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.double_time:
-            x = x.repeat_interleave(2, dim=2)
-        return self.conv(F.pad(x, (0, 0, 0, 0, 1, 1), mode="replicate"))
-
-
-def up_conv3d(c_in: int, c_out: int, double_time: bool, time_upsampling: str = "resize",
-              spectral_norm: bool = False) -> nn.Module:
-    """The x2 (Y, X, and T when ``double_time``) up-sampling layer of a video generator level.
-
-    ``time_upsampling``: "resize" (nearest x2 in time, then a 3-tap kernel over replicate-padded
-    frames: every frame gets all its taps) or "transposed" (the paper's k4 s2 p1 transposed
-    convolution: the first and last frames get half the taps at every level, so they come out
-    faint; kept to load the models trained with it).
+    ``time_padding="zeros"`` (the paper's): none; the first and last output frames then get half
+    the kernel taps of the others at every level, so they come out faint. ``"replicate"``: the
+    input is padded by one repeated frame at each end, which adds ``stride`` output frames at
+    each end (2 when time doubles, else 1): cropped, every frame has all its taps. Same weights.
     """
-    if time_upsampling == "resize":
-        return TimeResizeConvT3d(c_in, c_out, double_time, spectral_norm)
-    if time_upsampling != "transposed":
-        raise ValueError(f"Unknown time up-sampling '{time_upsampling}'; 'resize' or 'transposed'.")
-    kernel_t, stride_t = (4, 2) if double_time else (3, 1)
-    return spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2), 1), spectral_norm)
+    if time_padding not in ("replicate", "zeros"):
+        raise ValueError(f"Unknown time padding '{time_padding}'; 'replicate' or 'zeros'.")
+    return (2 if double_time else 1) if time_padding == "replicate" else 0
+
+
+def transposed_in_time(conv: nn.Module, x: torch.Tensor, crop: int) -> torch.Tensor:
+    """``conv(x)`` with the frames padded by repetition and the extra output frames cropped (see :func:`time_crop`)."""
+    if not crop:
+        return conv(x)
+    out = conv(F.pad(x, (0, 0, 0, 0, 1, 1), mode="replicate"))
+    return out[:, :, crop:out.shape[2] - crop]
 
 
 class UpBlock3d(nn.Module):
-    """One SAVGAN generator level: x2 up-sampling (:func:`up_conv3d`), then InstanceNorm and ReLU."""
+    """ConvTranspose3d k4 s2 p1 (x2 in Y and X; in T too, or k3 s1 p1 when ``double_time`` is False),
+    then InstanceNorm and ReLU: one SAVGAN generator level. ``time_padding``: see :func:`time_crop`."""
 
     def __init__(self, c_in: int, c_out: int, double_time: bool = True, spectral_norm: bool = True,
-                 norm: bool = True, time_upsampling: str = "transposed"):
+                 norm: bool = True, time_padding: str = "zeros"):
         super().__init__()
-        self.conv = up_conv3d(c_in, c_out, double_time, time_upsampling, spectral_norm)
+        kernel_t, stride_t = (4, 2) if double_time else (3, 1)
+        self.conv = spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2), 1), spectral_norm)
         self.norm = nn.InstanceNorm3d(c_out) if norm else nn.Identity()
+        self.crop = time_crop(double_time, time_padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(self.conv(x)))
+        return F.relu(self.norm(transposed_in_time(self.conv, x, self.crop)))
 
 
 class DownConv3d(nn.Module):
