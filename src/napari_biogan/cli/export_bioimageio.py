@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     from . import POSITIVE
 
     p = sub.add_parser("export-bioimageio", help="write a segmentation model as a BioImage Model Zoo package (.zip)")
-    p.add_argument("--model", default=None, help="shipped/user model name or a .safetensors file")
+    p.add_argument("--model", required=True, help="shipped/user model name or a .safetensors file, e.g. nuclei-seg")
     p.add_argument("-o", "--output", required=True, help="package to write (.zip)")
     p.add_argument("--test-image", default=None, metavar="TIF",
                    help="a 2D TIFF whose central tile becomes the test input (default: a synthetic image of discs)")

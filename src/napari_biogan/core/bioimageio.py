@@ -143,10 +143,15 @@ def export_bioimageio(model: "Model", path, *, overwrite: bool = False, test_ima
         # traced without autograd (the attention's chunked inference path): the weights must not ask for
         # gradients either, or a caller that forgets no_grad gets an error from those in-place kernels
         net.requires_grad_(False)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings: shapes are fixed by the tile, on purpose
-            traced = torch.jit.trace(FixedSize(net, tile, tile), torch.from_numpy(prepare(image)))
-        traced.save(str(folder / "weights.torchscript"))
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer warnings: shapes are fixed by the tile, on purpose
+                traced = torch.jit.trace(FixedSize(net, tile, tile), torch.from_numpy(prepare(image)))
+            traced.save(str(folder / "weights.torchscript"))
+        except RuntimeError as err:  # e.g. a custom autograd Function in the run path: TorchScript cannot hold it
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise NotExportableError(f"The '{model.family.name}' model's network cannot be written as TorchScript "
+                                     f"({reason.rstrip('.:')}).") from err
         step()
         from .bioimageio_rdf import build_description
 
