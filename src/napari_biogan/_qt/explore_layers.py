@@ -39,7 +39,7 @@ def fit_image(viewer, layer, model) -> tuple[np.ndarray, dict[str, Any], list[st
     for c, member in found.items():
         image[c] = unit_range(np.asarray(member.data[index], dtype=np.float32), member.contrast_limits)
     empty = [name for c, name in enumerate(channels) if c not in found]
-    origin = {"fitted_to": [found[c].name for c in sorted(found)], "index": list(index)}
+    origin = {"fitted_to": ", ".join(found[c].name for c in sorted(found)), "index": list(index)}
     if empty:
         origin["empty_channels"] = empty
     return image, origin, empty

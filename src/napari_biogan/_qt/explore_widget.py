@@ -428,8 +428,7 @@ class ExploreWidget(SessionWidget):
             report_error(err, "Finding the image")
             return
         self.fit_button.setEnabled(False)
-        names = origin["fitted_to"] if isinstance(origin["fitted_to"], list) else [origin["fitted_to"]]
-        self.status.setText(f"Finding {', '.join(repr(n) for n in names)} in the model..."
+        self.status.setText(f"Finding '{origin['fitted_to']}' in the model..."
                             + (f" ({', '.join(empty)}: no layer, taken as empty)" if empty else ""))
         self.run_worker(fit_sample, model, image, self.current_controls(), origin,
                         action="Finding the image in the model", on_return=self._fit_ready,
@@ -444,9 +443,8 @@ class ExploreWidget(SessionWidget):
                                             "fit_mse": round(fit.mse, 8)})
         self.direction_box.zero()  # the directions now move from the fitted latent
         self._set_source(FITTED)
-        fitted = origin["fitted_to"] if isinstance(origin["fitted_to"], str) else ", ".join(origin["fitted_to"])
-        self.status.setText(f"Found '{fitted}' in the model (reconstruction MSE {fit.mse:.2e}); the sliders "
-                            "and keyframes now start from it.")
+        self.status.setText(f"Found '{origin['fitted_to']}' in the model (reconstruction MSE {fit.mse:.2e}); "
+                            "the sliders and keyframes now start from it.")
         self.request_render()
 
     # -- keyframes and paths ----------------------------------------------------------------------

@@ -79,7 +79,9 @@ def cmd_crop_cells(args) -> int:
     names = [n.strip() for n in args.names.split(",")] if args.names else []
     if names and len(names) != len(fields[0]):
         raise DataError(f"--names gives {len(names)} names for {len(fields[0])} channels.")
-    centres = read_centre_table(args.centres, [f.split(",")[0] for f in args.fields]) if args.centres else [None] * len(fields)
+    centres: list = [None] * len(fields)
+    if args.centres:  # rows name their field by index or by the file name of its first channel
+        centres = read_centre_table(args.centres, [f.split(",")[0] for f in args.fields])
     sets, where = [], []
     for index, (planes, spec) in enumerate(zip(fields, args.fields)):
         labels = None
