@@ -31,9 +31,12 @@ def format_card(model) -> str:
     lines = [f"{model.name}", f"Family: {family}"]
     if card.get("description"):
         lines.append(f"What it makes: {card['description']}")
-    outputs = "; ".join(f"{o.name} ({o.kind}: " + ", ".join(f"{c.name} in {c.colormap}" for c in o.channels)
-                        + ")" if o.channels and o.kind != "labels" else f"{o.name} (labels: {', '.join(o.classes)})"
-                        for o in model.outputs)
+    def described(o) -> str:
+        if o.channels and o.kind != "labels":
+            return f"{o.name} ({o.kind}: " + ", ".join(f"{c.name} in {c.colormap}" for c in o.channels) + ")"
+        return f"{o.name} (labels: {', '.join(o.classes) or 'one per object'})"
+
+    outputs = "; ".join(described(o) for o in model.outputs)
     lines.append(f"Outputs: {outputs}; axes {' x '.join(model.family.sample_axes)}")
     runs_from = [i.name for i in model.inputs if i.run]
     lines.append("Runs from: " + ", ".join("a seed" if n == "latent" else f"an {n} layer" for n in runs_from))
