@@ -162,6 +162,8 @@ def main() -> None:
                          **{k: round(v, 4) for k, v in s.items()},
                          "c2st_setting": settings.describe(),
                          "c2st_real_other_protein": round(float(other.mean()), 4),
+                         "c2st_real_other_protein_std": round(float(other.std()), 4),
+                         **{f"{settings.prefix}_{n}_real_std": round(float(v.std()), 4) for n, v in c2st.real.items()},
                          "compared_with": f"{len(test_cells)} held-out cells (C2ST, {len(test)} (shape, protein) "
                          f"images); {args.reconstruct} of them reconstructed (5 restarts, L-BFGS 50 steps), nearest "
                          f"neighbour among {len(train_cells)} training cells",

@@ -57,7 +57,6 @@ DATA_NOTE = ("{n} single cells (32x32, bright-field + YFP + TFP) cropped around 
              + RCELL2_NOTE + "; 20% of the cells held out (seed 0)")
 LICENCE = ("model: as the package; training data: rcell2.examples, MIT (its DESCRIPTION and LICENCE.rcell2; a "
            "GPL-3 text is also in that repository), Beldorati Stark, Méndez, Constantinou")
-SHIPPED = "yeast-cells-star"
 
 
 def work_file(work: Path, variant: str) -> Path:
@@ -139,7 +138,7 @@ def main() -> None:
     parser.add_argument("--no-evaluate", action="store_true")
     parser.add_argument("--reconstruct", type=int, default=20, help="held-out cells reconstructed")
     parser.add_argument("--c2st-steps", type=int, default=0, help="critic steps of the quick C2ST (0: its default)")
-    parser.add_argument("--ship", action="store_true", help="copy the star model into the package's zoo")
+    parser.add_argument("--ship", action="store_true", help="copy the models of --only into the package's zoo")
     parser.add_argument("--metrics-from", default="", metavar="JSON",
                         help="the card's metrics from benchmarks/bench_cells.py --json (with --ship)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
@@ -156,26 +155,26 @@ def main() -> None:
             path = train(variant, args, train_cells)
         if not args.no_evaluate:
             evaluate(path, train_cells, test_cells, args)
-        if args.ship and variant == "star":
-            ship(path, args)
+        if args.ship:
+            ship(path, variant, args)
 
 
-def ship(path: Path, args) -> Path:
-    """The star model's generator into the package's zoo, its card with data, licence, steps, wall time and
-    the metrics (from ``--metrics-from``, the benchmark's JSON, else those ``evaluate`` wrote)."""
+def ship(path: Path, variant: str, args) -> Path:
+    """A variant's generator into the package's zoo as yeast-cells-<variant>, its card with data, licence,
+    steps, wall time and the metrics (from ``--metrics-from``, the benchmark's JSON, else from ``evaluate``)."""
     model = Model.load(path, device="cpu")
     metrics = dict(model.card.get("metrics") or {})
     if args.metrics_from:
-        measured = json.loads(Path(args.metrics_from).read_text())["star"]
+        measured = json.loads(Path(args.metrics_from).read_text())[variant]
         if measured.get("steps") != model.card.get("training", {}).get("steps"):
-            raise SystemExit(f"{args.metrics_from} measured the star model at step {measured.get('steps')}, "
+            raise SystemExit(f"{args.metrics_from} measured the {variant} model at step {measured.get('steps')}, "
                              f"not this one ({model.card.get('training', {}).get('steps')}): run the benchmark again")
         metrics = {k: v for k, v in measured.items() if k not in ("steps", "wall_time_s")}
     if not metrics:
         raise SystemExit("No metrics for the card: evaluate first, or give --metrics-from.")
-    target = ZOO_DIR / f"{SHIPPED}.safetensors"
+    target = ZOO_DIR / f"yeast-cells-{variant}.safetensors"
     model.save(target, overwrite=True, include=("generator",),
-               card={"name": SHIPPED, "description": DESCRIPTION["star"], "licence": LICENCE, "metrics": metrics,
+               card={"name": target.stem, "description": DESCRIPTION[variant], "licence": LICENCE, "metrics": metrics,
                      "data": model.card.get("training", {}).get("data") or model.card.get("data")})
     print(f"shipped {target} ({target.stat().st_size / 1e6:.1f} MB)", flush=True)
     return target
