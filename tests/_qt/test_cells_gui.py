@@ -89,6 +89,17 @@ def test_find_this_image_fits_every_channel_layer_and_explore_continues_from_it(
     _settled(qtbot, widget)
     torch.testing.assert_close(widget.current_latent(), fit.latent)
     assert float(viewer.layers["explore YFP"].data.max()) == 0.0  # only TFP shown now, same cell
+    # a path from the found cell (all proteins) to the same cell showing TFP: every channel, frames on T
+    widget.add_keyframe()
+    widget.steps_spin.setValue(3)
+    widget.path_button.click()
+    qtbot.waitUntil(lambda: "explore path YFP" in viewer.layers and not widget.busy, timeout=20000)
+    path = [viewer.layers[f"explore path {c.name}"] for c in model.channels]
+    assert all(layer.data.shape == (4, 16, 16) for layer in path)
+    record = path[0].metadata[PROVENANCE_KEY]
+    assert [k["controls"]["protein"] for k in record["keyframes"]] == [0, 2]
+    assert len(record["keyframes"][0]["state"]["latent"]) == 12
+    np.testing.assert_allclose(path[0].data[0], target[0], atol=0.1)  # starts at the found cell's shape
 
 
 def test_find_this_image_takes_one_channel_stack_and_says_which_channels_were_missing(make_napari_viewer, qtbot,
