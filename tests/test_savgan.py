@@ -198,3 +198,22 @@ def test_models_trained_on_moving_mnist_get_the_digit_metrics(monkeypatch):
     model.card["training"] = {"data": "my cells"}
     model.evaluate(real)
     assert asked == ["cells", "digits", "cells", "digits"]
+
+
+def test_replicate_time_padding_lets_the_video_critic_weigh_edge_frames():
+    """The critic half of the fade: with zero padding in time, D_V's score barely depends on the first
+    and last frames (fewer taps at every layer), so nothing pushes the generator's edge frames."""
+    import torch
+
+    from napari_biogan.core.model import Model
+
+    def edge_weight(time_padding: str) -> float:
+        torch.manual_seed(0)
+        critic = Model.new("savgan", time_padding=time_padding, seed=0).nets["video_critic"]
+        x = torch.randn(8, 1, 16, 32, 32, requires_grad=True)
+        critic(x).sum().backward()
+        per_frame = x.grad.abs().mean(dim=(0, 1, 3, 4))
+        return float(per_frame[[0, -1]].mean() / per_frame[4:12].mean())
+
+    zeros, replicate = edge_weight("zeros"), edge_weight("replicate")
+    assert zeros < 0.6 and replicate > zeros + 0.2, (zeros, replicate)

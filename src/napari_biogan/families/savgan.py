@@ -31,8 +31,9 @@ from ..core.settings import check_whole_numbers
 from ..core.registry import register
 from .video import VideoFamily
 
-#: how G_V's transposed convolutions pad time (see nn.blocks.time_crop): "replicate" leaves no frame
-#: short of kernel taps; "zeros" is the paper's (faint first and last frames)
+#: how G_V's transposed convolutions and D_V's convolutions pad time (nn.blocks.time_crop, DownConv3d):
+#: "replicate" leaves no frame short of kernel taps in G_V and weighs edge frames fully in D_V;
+#: "zeros" is the paper's (faint first and last frames)
 TIME_PADDING = ("replicate", "zeros")
 
 ATTENTION_MODES = ("nystrom", "full", "none")

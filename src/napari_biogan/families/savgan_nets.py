@@ -83,7 +83,7 @@ class VideoCritic(nn.Module):
         layers, attention = [], []
         widths = tuple(cfg.critic_widths)
         for i, c_out in enumerate(widths):
-            layer = DownConv3d(c_in, c_out, shape, slope=0.1, first=i == 0)
+            layer = DownConv3d(c_in, c_out, shape, slope=0.1, first=i == 0, time_padding=cfg.time_padding)
             layers.append(layer)
             attended = cfg.attention != "none" and i >= len(widths) - cfg.critic_attention_layers
             attention.append(SelfAttention(c_out, "full", spectral_norm=True) if attended else nn.Identity())

@@ -62,23 +62,30 @@ class DownConv3d(nn.Module):
     """Spectrally normalised Conv3d + LeakyReLU for a map of ``shape`` (T, Y, X).
 
     Each axis of 4 or more is halved (k4 s2 p1), a shorter one kept (k3 s1 p1). ``first``
-    gives SAVGAN's first critic layer: k4 with stride 1 in T (T -> T - 1).
+    gives SAVGAN's first critic layer: k4 with stride 1 in T (T -> T - 1). ``time_padding``
+    "replicate" pads time by repeating the first and last frames instead of zeros (same shapes),
+    so the critic weighs edge frames as much as the others.
     """
 
     def __init__(self, c_in: int, c_out: int, shape: tuple[int, int, int], slope: float = 0.1,
-                 first: bool = False):
+                 first: bool = False, time_padding: str = "zeros"):
         super().__init__()
+        time_crop(False, time_padding)  # checks the name
         kernel, stride = [], []
         for axis, size in enumerate(shape):
             if size < 4:
                 kernel.append(3), stride.append(1)
             else:
                 kernel.append(4), stride.append(1 if (axis == 0 and first) else 2)
-        self.conv = spectral(nn.Conv3d(c_in, c_out, tuple(kernel), tuple(stride), 1))
+        self.replicate = time_padding == "replicate"
+        padding = (0 if self.replicate else 1, 1, 1)  # replicate: time padded in forward, by F.pad
+        self.conv = spectral(nn.Conv3d(c_in, c_out, tuple(kernel), tuple(stride), padding))
         self.slope = slope
         self.out_shape = tuple((s + 2 - k) // st + 1 for s, k, st in zip(shape, kernel, stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.replicate:
+            x = F.pad(x, (0, 0, 0, 0, 1, 1), mode="replicate")
         return F.leaky_relu(self.conv(x), self.slope)
 
 
