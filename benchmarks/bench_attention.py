@@ -1,18 +1,35 @@
-"""Nyström vs full self-attention: time and peak memory of forward + backward.
+"""Our Nyström attention vs lucidrains' ``nystrom-attention`` (and vs full attention): time and peak memory.
 
-    python benchmarks/bench_attention.py [--batch 2] [--channels 32] [--landmarks 64] [--repeats 3]
+    python benchmarks/bench_attention.py [--rounds 3] [--repeats 5] [--full]
+    nice -n 19 python benchmarks/bench_attention.py          # on a shared machine
 
-The case is the SAGAN block of nn/attention.py (C = 32 channels, f and g to C/8)
-on 3D feature maps of 8x16x16 (2k tokens), 16x32x32 (16k) and 32x64x64 (131k),
-batch 2, forward + backward, fp32 on the CPU. Each case runs in its own fresh
-subprocess; peak memory is the growth of the process's peak resident set size
-(``ru_maxrss``) during the first forward + backward pass over its value once the
-inputs exist, so it counts every temporary of the pass (later passes only add
-allocator fragmentation). Time: the fastest of ``--repeats`` runs after that
-first one (the first one alone for cases slower than 5 s). The machine's load
-average is printed before and after: on a shared CPU, times are noisy. Full
-attention is skipped where its N x N matrices alone would not fit in memory.
-Prints the measurements and the full / Nyström ratios from this one run.
+The case is the SAGAN block of nn/attention.py (C = 32 channels, f and g to one head
+of C/8 = 4, m = 64 landmarks, batch 2, fp32 on the CPU) on 3D feature maps of
+16x32x32 (16k tokens) and 32x64x64 (131k tokens), measured for training (forward +
+backward of ``out.sum()``) and for inference (forward under ``torch.no_grad()``),
+beside the implementation most people would pick, lucidrains' ``NystromAttention``
+(PyPI ``nystrom-attention``; not a project dependency: install it into the venv with
+``.venv/bin/pip install nystrom-attention``; its cases are skipped when it is absent).
+
+lucidrains' module is configured as the closest equivalent: ``dim=C, dim_head=C/8,
+heads=1, num_landmarks=64, pinv_iterations=6, residual=False``. Differences, none
+of which favours ours: its input is the token sequence (B, N, C), ours the map
+(B, C, *spatial), each in its natural layout; its values are one head of C/8 = 4
+channels followed by an output projection to C, ours are C channels (SAGAN's h),
+folded into the landmark averages; its landmarks are means of contiguous token
+segments, ours means of cube-like map cells (both m = 64 segment means); it pads
+N to a multiple of m (no padding at these sizes); our block adds the residual
+x + gamma * out, its block (residual=False) does not; its pinv scale is one
+maximum over the whole batch, ours per sample.
+
+Every case runs in its own fresh subprocess; cases are interleaved (all cases of a
+round, then the next round), so a burst of load from other jobs hits them alike.
+Peak memory: the growth of the process's peak resident set size (``ru_maxrss``)
+over the first pass once module and input exist (every temporary of the pass,
+forward and backward). Time: the fastest of ``--repeats`` passes after it. The
+table gives, per case, the best time over the rounds and the spread (slowest
+round's best); ratios are lucidrains / ours per round, as median and range.
+``--full`` adds our full (exact) attention at 2k and 16k tokens, against ours.
 """
 
 from __future__ import annotations
@@ -20,14 +37,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 
 SHAPES = {"2k": (8, 16, 16), "16k": (16, 32, 32), "131k": (32, 64, 64)}
+IMPLS = ("ours", "lucidrains", "full")
+PASSES = ("train", "infer")
 
 
-def run_case(mode: str, shape: tuple[int, ...], batch: int, channels: int, landmarks: int, repeats: int) -> dict:
+def _lucidrains_available() -> bool:
+    try:
+        import nystrom_attention  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_case(impl: str, size: str, mode: str, batch: int, channels: int, landmarks: int, repeats: int) -> dict:
     """One measurement, in this process (called in a fresh subprocess)."""
     import resource
 
@@ -36,23 +64,46 @@ def run_case(mode: str, shape: tuple[int, ...], batch: int, channels: int, landm
     from napari_biogan.nn.attention import SelfAttention
 
     torch.manual_seed(0)
-    module = SelfAttention(channels, mode, landmarks=landmarks)
-    with torch.no_grad():
-        module.gamma.fill_(1.0)  # so the attention path is in the graph
-    x = torch.randn(batch, channels, *shape, requires_grad=True)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    shape = SHAPES[size]
+    if impl == "lucidrains":
+        from nystrom_attention import NystromAttention
+
+        module = NystromAttention(dim=channels, dim_head=channels // 8, heads=1, num_landmarks=landmarks,
+                                  pinv_iterations=6, residual=False)
+        x = torch.randn(batch, shape[0] * shape[1] * shape[2], channels)
+    else:
+        module = SelfAttention(channels, "nystrom" if impl == "ours" else "full", landmarks=landmarks)
+        with torch.no_grad():
+            module.gamma.fill_(1.0)  # so the attention path is in the graph
+        x = torch.randn(batch, channels, *shape)
+    x.requires_grad_(mode == "train")
 
     def once() -> float:
         start = time.perf_counter()
-        module(x).sum().backward()
+        if mode == "train":
+            module(x).sum().backward()
+        else:
+            with torch.no_grad():
+                module(x)
+        elapsed = time.perf_counter() - start
         x.grad = None
         module.zero_grad(set_to_none=True)
-        return time.perf_counter() - start
+        return elapsed
 
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     first = once()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base  # KiB on Linux; one cold pass
     times = [once() for _ in range(repeats)] if first < 5.0 else [first]
-    return {"time_s": min(times), "peak_mb": peak / 1024, "runs": len(times)}
+    return {"time_s": min(times), "peak_mb": peak / 1024}
+
+
+def _child(args: argparse.Namespace, impl: str, size: str, mode: str) -> dict | str:
+    command = [sys.executable, __file__, "--case", impl, size, mode, "--batch", str(args.batch),
+               "--channels", str(args.channels), "--landmarks", str(args.landmarks), "--repeats", str(args.repeats)]
+    out = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    if out.returncode != 0:
+        return f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -60,51 +111,61 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--landmarks", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--memory-limit-gb", type=float, default=12.0,
-                        help="skip full attention when its N x N matrices need more than this")
-    parser.add_argument("--case", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes per subprocess (fastest counts)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of fresh subprocesses")
+    parser.add_argument("--sizes", nargs="+", default=["16k", "131k"], choices=list(SHAPES))
+    parser.add_argument("--full", action="store_true", help="also our full attention (2k and 16k tokens, training)")
+    parser.add_argument("--case", nargs=3, metavar=("IMPL", "SIZE", "PASS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.case:  # child process: one measurement, printed as JSON
-        mode, size = args.case
-        print(json.dumps(run_case(mode, SHAPES[size], args.batch, args.channels, args.landmarks, args.repeats)))
+        impl, size, mode = args.case
+        print(json.dumps(run_case(impl, size, mode, args.batch, args.channels, args.landmarks, args.repeats)))
         return
 
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; batch {args.batch}, "
-          f"C = {args.channels}, m = {args.landmarks} landmarks; forward + backward, fp32; "
-          f"load average {os.getloadavg()[0]:.1f}")
-    results: dict[tuple[str, str], dict] = {}
-    for size, shape in SHAPES.items():
-        n = shape[0] * shape[1] * shape[2]
-        for mode in ("nystrom", "full"):
-            # full attention keeps ~3 N x N fp32 matrices per sample alive (scores, softmax, its gradient)
-            need_gb = 3 * args.batch * n * n * 4 / 2 ** 30
-            if mode == "full" and need_gb > args.memory_limit_gb:
-                print(f"{size:>5} ({n:>6} tokens) {mode:>8}: skipped, needs about {need_gb:,.0f} GB")
+          f"C = {args.channels}, one head of C/8, m = {args.landmarks} landmarks; fp32; "
+          f"{args.rounds} rounds x {args.repeats} passes; load average {os.getloadavg()[0]:.1f}", flush=True)
+    cases = [(impl, size, mode) for size in args.sizes for mode in PASSES for impl in ("ours", "lucidrains")]
+    if not _lucidrains_available():
+        print("lucidrains' nystrom-attention is not installed (.venv/bin/pip install nystrom-attention): "
+              "its cases are skipped")
+        cases = [case for case in cases if case[0] != "lucidrains"]
+    if args.full:  # full attention keeps ~3 N x N fp32 matrices per sample: 2k and 16k only (16k: ~6 GB)
+        cases += [(impl, size, "train") for size in ("2k", "16k") for impl in ("ours", "full")
+                  if (impl, size, "train") not in cases]
+    results: dict[tuple[str, str, str], list[dict]] = {case: [] for case in cases}
+    for round_ in range(args.rounds):
+        for case in cases:
+            result = _child(args, *case)
+            if isinstance(result, str):
+                print(f"round {round_ + 1} {' '.join(case)}: {result}", flush=True)
                 continue
-            command = [sys.executable, __file__, "--case", mode, size, "--batch", str(args.batch),
-                       "--channels", str(args.channels), "--landmarks", str(args.landmarks),
-                       "--repeats", str(args.repeats)]
-            out = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
-            if out.returncode != 0:
-                print(f"{size:>5} ({n:>6} tokens) {mode:>8}: failed: {out.stderr.strip().splitlines()[-1:]}")
-                continue
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            results[(size, mode)] = result
-            print(f"{size:>5} ({n:>6} tokens) {mode:>8}: {result['time_s'] * 1000:9.1f} ms  "
-                  f"{result['peak_mb']:9.1f} MB peak", flush=True)
-    print("\nfull / Nyström, measured in this run:")
-    for size in SHAPES:
-        full, nys = results.get((size, "full")), results.get((size, "nystrom"))
-        if full and nys:
-            print(f"{size:>5}: time x{full['time_s'] / nys['time_s']:.1f}, "
-                  f"memory x{full['peak_mb'] / max(nys['peak_mb'], 1e-3):.1f}")
+            results[case].append(result)
+            print(f"round {round_ + 1} {case[1]:>5} {case[2]:>5} {case[0]:>10}: {result['time_s'] * 1000:9.1f} ms "
+                  f"{result['peak_mb']:8.1f} MB", flush=True)
+
+    print(f"\nbest over {args.rounds} rounds (slowest round's best in brackets), peak memory (max over rounds):")
+    for case, runs in results.items():
+        if runs:
+            times = [r["time_s"] * 1000 for r in runs]
+            print(f"{case[1]:>5} {case[2]:>5} {case[0]:>10}: {min(times):9.1f} ms [{max(times):8.1f}] "
+                  f"{max(r['peak_mb'] for r in runs):8.1f} MB")
+    print("\nratios per round (median, range):")
+    for other, label in (("lucidrains", "lucidrains / ours"), ("full", "full / ours")):
+        for size in SHAPES:
+            for mode in PASSES:
+                ours, theirs = results.get(("ours", size, mode), []), results.get((other, size, mode), [])
+                if not ours or not theirs:
+                    continue
+                time_ratios = [t["time_s"] / o["time_s"] for o, t in zip(ours, theirs)]
+                mem_ratios = [t["peak_mb"] / max(o["peak_mb"], 1e-3) for o, t in zip(ours, theirs)]
+                print(f"{label:>18} {size:>5} {mode:>5}: time x{statistics.median(time_ratios):.2f} "
+                      f"({min(time_ratios):.2f}-{max(time_ratios):.2f}), memory "
+                      f"x{statistics.median(mem_ratios):.2f} ({min(mem_ratios):.2f}-{max(mem_ratios):.2f})")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
-    if ("131k", "nystrom") in results:
-        print(f" 131k Nyström peak: {results[('131k', 'nystrom')]['peak_mb'] / 1024:.2f} GB (target: fits in 2 GB)")
 
 
 if __name__ == "__main__":

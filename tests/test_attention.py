@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from napari_biogan.nn import attention
 from napari_biogan.nn.attention import (SelfAttention, full_attention, landmark_grid, newton_schulz_pinv,
                                         nystrom_attention)
 
@@ -70,21 +71,74 @@ def test_module_fast_path_equals_the_plain_nystrom_formula():
         assert torch.allclose(module(x), expected, atol=1e-5), value_channels
 
 
+def _plain(module, x):
+    """The block by the plain formula: project q, k, v on every token, materialise k1 and k3."""
+    q, k, v = _qkv(x, module)
+    out = nystrom_attention(q, k, v, landmarks=module.landmarks, spatial_shape=tuple(x.shape[2:]))
+    if module.project is not None:
+        out = module.project(out)
+    return x + module.gamma * out.transpose(1, 2).reshape_as(x)
+
+
 @pytest.mark.parametrize("shape", [(8, 16, 32), (5, 30, 31)])
-def test_generation_path_equals_training_path(shape):
-    # Without autograd the two N-sized products run in chunks of 2048 tokens (online
-    # softmax over the chunks); with autograd in one piece. Same function, same numbers.
+def test_chunked_path_equals_the_plain_formula_forward_and_backward(shape):
+    # The module runs the two N-sized products over chunks of 2048 tokens (online softmax
+    # over the chunks, probabilities recomputed chunk by chunk in the backward pass); these
+    # maps have 2 and 3 (uneven) chunks. In float64 it must match the plain formula, output
+    # and every gradient; logits are large, so the running maximum matters.
     torch.manual_seed(10)
+    module = SelfAttention(16, "nystrom", landmarks=64, value_channels=8).double()
+    with torch.no_grad():
+        module.gamma.fill_(0.8)
+    x = (torch.randn(2, 16, *shape, dtype=torch.float64) * 3).requires_grad_()
+    weights = torch.randn_like(x)
+    results = []
+    for forward in (module, lambda x: _plain(module, x)):
+        out = forward(x)
+        grads = torch.autograd.grad((out * weights).sum(), [x, *module.parameters()])
+        results.append((out, grads))
+    (out, grads), (expected, expected_grads) = results
+    assert torch.allclose(out, expected, atol=1e-9)
+    names = ["x"] + [name for name, _ in module.named_parameters()]
+    for name, grad, reference in zip(names, grads, expected_grads):
+        if name == "key.bias":  # softmax is shift-invariant: exactly zero in theory, rounding noise in both
+            assert grad.abs().max() < 1e-9 and reference.abs().max() < 1e-9
+            continue
+        assert torch.allclose(grad, reference, rtol=1e-7, atol=1e-9 * reference.abs().max()), name
+    with torch.no_grad():  # generation: the same chunked code, in the module's precision
+        generated = module.float()(x.float())
+    assert torch.allclose(generated, expected.float(), atol=1e-4)
+
+
+def test_chunked_functions_pass_gradcheck(monkeypatch):
+    # Chunks of 6 tokens over 15 (uneven last chunk), float64, both custom Functions.
+    monkeypatch.setattr(attention, "CHUNK", 6)
+    torch.manual_seed(11)
+    q_l = torch.randn(2, 2, 4, dtype=torch.float64, requires_grad=True)
+    k = (torch.randn(2, 2, 15, dtype=torch.float64) * 2).requires_grad_()
+    x = torch.randn(2, 3, 15, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(attention._LandmarkAverage.apply, (q_l, k, x))
+    mixed_t = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    residual = torch.randn(2, 3, 15, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(attention._Spread.apply, (mixed_t, k, q_l, residual))
+    assert torch.autograd.gradcheck(lambda m, q, k_l: attention._Spread.apply(m, q, k_l, None), (mixed_t, k, q_l))
+
+
+def test_bf16_autocast_training_stays_close_to_fp32():
+    # Under bf16 autocast the chunks run in bf16 (statistics and accumulations in fp32):
+    # output and gradients within bf16's rounding of the fp32 ones.
+    torch.manual_seed(12)
     module = SelfAttention(16, "nystrom", landmarks=64)
     with torch.no_grad():
         module.gamma.fill_(0.8)
-    x = torch.randn(2, 16, *shape) * 3  # large logits: the running maximum matters
-    with torch.no_grad():
-        chunked = module(x)
-    assert torch.allclose(chunked, module(x), atol=1e-5)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        low = module(x)
-    assert low.dtype == torch.float32 and ((low - chunked).norm() / (chunked - x).norm()) < 0.05
+    x = (F.interpolate(torch.randn(2, 16, 2, 4, 4), size=(8, 16, 32), mode="trilinear") * 3).requires_grad_()
+    grads = []
+    for autocast in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = module(x)
+        grads.append((out - x, *torch.autograd.grad(out.square().sum(), [x, module.query.weight])))
+    for reference, low in zip(*grads):
+        assert torch.isfinite(low).all() and ((low.float() - reference).norm() / reference.norm()) < 0.05
 
 
 def test_gamma_zero_makes_a_fresh_block_the_identity():
@@ -172,6 +226,36 @@ def test_nystrom_never_forms_an_n_by_n_matrix():
     with _LargestTensor() as probe:
         full_attention(q, k, v).sum().backward()
     assert probe.largest >= n * n  # the probe does see a quadratic matrix when there is one
+
+
+def test_module_makes_no_n_by_m_matrix_in_training_or_generation():
+    # The reference function above materialises N x m; the module's chunked Functions must
+    # not, forward or backward: nothing larger than the map itself (B, C, N) may appear.
+    torch.manual_seed(13)
+    module = SelfAttention(16, "nystrom", landmarks=64)
+    with torch.no_grad():
+        module.gamma.fill_(1.0)
+    x = torch.randn(2, 16, 16, 32, 32, requires_grad=True)  # N = 16,384 tokens, 8 chunks
+    n_by_m = 2 * x[0, 0].numel() * 64
+    with _LargestTensor() as probe:
+        module(x).square().sum().backward()
+    assert x.numel() <= probe.largest < n_by_m / 2
+    assert module.query.weight.grad is not None and torch.isfinite(x.grad).all()
+    with _LargestTensor() as probe, torch.no_grad():
+        module(x)
+    assert probe.largest <= x.numel()
+
+
+def test_nystrom_blocks_refuse_double_backward():
+    # Documented: the chunked Functions are differentiable once (generators only); the
+    # critics' gradient penalty goes through "full" attention (tested below).
+    module = SelfAttention(16, "nystrom", landmarks=8)
+    with torch.no_grad():
+        module.gamma.fill_(1.0)
+    x = torch.randn(1, 16, 4, 6, 6, requires_grad=True)
+    grad, = torch.autograd.grad(module(x).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grad.square().sum().backward()
 
 
 def test_small_maps_use_exact_attention_and_double_backward_works():

@@ -24,12 +24,19 @@ where Q~, K~ are m landmarks. Choices, and why (REFERENCE section 1):
   intermediate is N x m, never N x N, so memory grows linearly with N.
 - When N <= m the module uses exact attention (cheaper and exact).
 
-Speed (the module, not the raw functions): q, k come from one matrix product on
-the channels-first map; the value projection is applied to the m landmark
-averages of x instead of to all N tokens (exact, since softmax rows sum to 1);
-each softmax runs over a contiguous axis. Without autograd (generation), the two
-N-sized products run over chunks of 2048 tokens with an online softmax, so the
-temporaries stay in cache and no N x m matrix is allocated at all.
+Speed (the module, not the raw functions): q, k come from one batched matrix
+product on the channels-first map; the value projection is applied to the m
+landmark averages of x instead of to all N tokens (exact, since softmax rows sum
+to 1). The two N-sized products, softmax(Q~ K^T) x^T and mixed @ softmax(Q K~^T)^T,
+are custom autograd Functions (:class:`_LandmarkAverage`, :class:`_Spread`) that
+run over chunks of CHUNK tokens, flash-attention style: the forward pass uses an
+online softmax for the softmax over N and saves only its inputs and two (B, m)
+statistics; the backward pass recomputes each chunk's probabilities and
+accumulates the gradients chunk by chunk. The temporaries stay in cache and no
+N x m matrix exists, in training or in generation. These two Functions are
+differentiable once only (no double backward: a gradient penalty through a
+Nyström block raises an error); the full mode, which the critics use with a
+gradient penalty, is plain autograd and supports it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 MODES = ("full", "nystrom")
 
@@ -101,7 +109,7 @@ def newton_schulz_pinv(k: torch.Tensor, iterations: int = 6) -> torch.Tensor:
     number reaches 1e4 and more, far beyond what bf16's 8-bit mantissa can invert.
     """
     with torch.autocast(device_type=k.device.type, enabled=False):
-        k = k.float()
+        k = k.to(torch.promote_types(k.dtype, torch.float32))  # fp64 stays fp64
         absk = k.abs()
         scale = absk.sum(dim=-2).amax(dim=-1) * absk.sum(dim=-1).amax(dim=-1)  # (...,)
         shape, m = k.shape, k.shape[-1]
@@ -131,7 +139,8 @@ def nystrom_kernels(q: torch.Tensor, k: torch.Tensor, landmarks: int, spatial_sh
     k1 = (q.transpose(1, 2) @ k_l).softmax(dim=-1)
     k3 = (q_l.transpose(1, 2) @ k).softmax(dim=-1)
     with torch.autocast(device_type=q.device.type, enabled=False):
-        k2 = (q_l.float().transpose(1, 2) @ k_l.float()).softmax(dim=-1)
+        acc = _accumulation_dtype(q_l.dtype)
+        k2 = (q_l.to(acc).transpose(1, 2) @ k_l.to(acc)).softmax(dim=-1)
     return k1, k3, newton_schulz_pinv(k2, iterations)
 
 
@@ -149,7 +158,7 @@ def nystrom_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, landmar
     landmark_values = k3 @ v  # (B, m, c)
     with torch.autocast(device_type=q.device.type, enabled=False):
         # Z can have large entries of both signs: apply it in fp32 so bf16 rounding does not cancel badly.
-        mixed = z @ landmark_values.float()
+        mixed = z @ landmark_values.to(z.dtype)
     return k1 @ mixed.to(k1.dtype)
 
 
@@ -201,43 +210,38 @@ class SelfAttention(nn.Module):
         projection) into the m landmark values: softmax rows sum to 1, so k3 (x^T W_h^T +
         b_h) = (k3 x^T) W_h^T + b_h. Exact, and the N x c value map is never made.
         Under autocast the big products run in the autocast precision; Z stays in fp32.
-        Without autograd (generation) the two N-sized products run over chunks of tokens
-        that stay in cache (see :func:`_landmark_average_chunked`, :func:`_spread_chunked`).
+        The two N-sized products run over chunks of tokens that stay in cache, forward and
+        backward (:class:`_LandmarkAverage`, :class:`_Spread`: differentiable once only).
         """
         b, c, *spatial = x.shape
         flat_x = x.reshape(b, c, -1)
         autocast = torch.is_autocast_enabled(x.device.type)
         dtype = torch.get_autocast_dtype(x.device.type) if autocast else flat_x.dtype
         flat = flat_x.to(dtype)
-        chunked = not torch.is_grad_enabled()
+        acc = _accumulation_dtype(dtype)  # fp32 (fp64 for fp64 inputs)
         with torch.autocast(device_type=x.device.type, enabled=False):
             scale = self.query.weight.shape[0] ** -0.5
             weight = torch.cat([self.query.weight * scale, self.key.weight]).to(dtype)
             bias = torch.cat([self.query.bias * scale, self.key.bias]).to(dtype)
-            q, k = (torch.matmul(weight, flat) + bias[:, None]).split(self.split[:2], dim=1)
+            # a batched product with the weight expanded: matmul(weight, flat) would fold the batch into
+            # a transposed (B N, C) copy of the map, forward and backward (4x slower at 131k tokens)
+            q, k = torch.baddbmm(bias[None, :, None], weight.expand(b, -1, -1), flat).split(self.split[:2], dim=1)
             q_l = _pool_channels_first(q, tuple(spatial), self.landmarks)
             k_l = _pool_channels_first(k, tuple(spatial), self.landmarks)
-            k2 = (q_l.float().transpose(1, 2) @ k_l.float()).softmax(dim=-1)
+            k2 = (q_l.to(acc).transpose(1, 2) @ k_l.to(acc)).softmax(dim=-1)
             z = newton_schulz_pinv(k2, self.iterations)
-            if chunked:
-                pooled_x = _landmark_average_chunked(q_l, k, flat)
-            else:
-                pooled_x = ((q_l.transpose(1, 2) @ k).softmax(dim=-1) @ flat.transpose(1, 2)).float()
-            values = pooled_x @ self.value.weight.float().T + self.value.bias.float()  # (B, m, c_v)
+            pooled_x = _LandmarkAverage.apply(q_l, k, flat)  # (B, m, C) in acc
+            values = pooled_x @ self.value.weight.to(acc).T + self.value.bias.to(acc)  # (B, m, c_v)
             mixed = z @ values  # fp32: Z has large entries of both signs
             extra = None
             if self.project is not None:
-                mixed = mixed @ self.project.weight.float().T
-                extra = self.project.bias.float()
+                mixed = mixed @ self.project.weight.to(acc).T
+                extra = self.project.bias.to(acc)
             if gamma is not None:
-                mixed = mixed * gamma.float()
-                extra = None if extra is None else extra * gamma.float()
+                mixed = mixed * gamma.to(acc)
+                extra = None if extra is None else extra * gamma.to(acc)
             mixed_t = mixed.transpose(1, 2).to(dtype)  # (B, C, m)
-            if chunked:
-                out = _spread_chunked(mixed_t, q, k_l, flat_x if residual else None)
-            else:
-                out = mixed_t @ (q.transpose(1, 2) @ k_l).softmax(dim=-1).transpose(1, 2)  # (B, C, N)
-                out = flat_x + out if residual else out
+            out = _Spread.apply(mixed_t, q, k_l, flat_x if residual else None)  # (B, C, N)
             if extra is not None:
                 out = out + extra.to(out.dtype)[:, None]
         return out
@@ -251,35 +255,88 @@ class SelfAttention(nn.Module):
         return f"mode={self.mode!r}, landmarks={self.landmarks}" if self.mode == "nystrom" else "mode='full'"
 
 
-CHUNK = 2048  # tokens per chunk when generating: 2048 x 64 landmarks x 4 bytes = 512 KiB, cache-sized
+CHUNK = 2048  # tokens per chunk: 2048 x 64 landmarks x 4 bytes = 512 KiB per sample, cache-sized (measured)
 
 
-def _landmark_average_chunked(q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp32 for bf16/fp16/fp32 work, fp64 for fp64 (gradcheck)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _average_forward(q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """softmax(Q~ K^T) x^T (B, m, C) in fp32, one chunk of tokens at a time (online softmax).
 
-    A running maximum per landmark keeps the exponentials finite; earlier partial sums are
-    rescaled when it grows (the flash-attention recurrence). Nothing larger than CHUNK x m is
-    made. The chunk's scores are laid out (tokens, landmarks) and the products as x @ E:
-    with q_l, k and x as they come, these are the layouts CPU matrix kernels are fastest on.
+    Also returns the final running maximum and the softmax denominator per landmark, (B, 1, m)
+    fp32 each: all the backward pass needs to recompute the probabilities. A running maximum
+    keeps the exponentials finite; earlier partial sums are rescaled when it grows (the
+    flash-attention recurrence). Nothing larger than CHUNK x m is made. The chunk's scores are
+    laid out (tokens, landmarks) and the products as x @ E: with q_l, k and x as they come,
+    these are the layouts CPU matrix kernels are fastest on.
     """
+    acc = _accumulation_dtype(x.dtype)
     running_max = numerator = denominator = None
     for start in range(0, k.shape[-1], CHUNK):
         logits = k[:, :, start:start + CHUNK].transpose(1, 2) @ q_l  # (B, chunk, m)
-        chunk_max = logits.amax(dim=1, keepdim=True).float()  # (B, 1, m)
+        chunk_max = logits.amax(dim=1, keepdim=True).to(acc)  # (B, 1, m)
         new_max = chunk_max if running_max is None else torch.maximum(running_max, chunk_max)
         weights = logits.sub_(new_max.to(logits.dtype)).exp_()
-        part = (x[:, :, start:start + CHUNK] @ weights).float()  # (B, C, m)
-        total = weights.sum(dim=1, keepdim=True).float()  # CPU and CUDA sums of bf16 accumulate in fp32
+        part = (x[:, :, start:start + CHUNK] @ weights).to(acc)  # (B, C, m)
+        total = weights.sum(dim=1, keepdim=True).to(acc)  # CPU and CUDA sums of bf16 accumulate in fp32
         if running_max is None:
             numerator, denominator = part, total
         else:
             rescale = (running_max - new_max).exp_()
             numerator, denominator = numerator * rescale + part, denominator * rescale + total
         running_max = new_max
-    return (numerator / denominator).transpose(1, 2)
+    return (numerator / denominator).transpose(1, 2), running_max, denominator
 
 
-def _spread_chunked(mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
+class _LandmarkAverage(torch.autograd.Function):
+    """softmax(Q~ K^T) x^T for q_l (B, d, m), k (B, d, N), x (B, C, N) -> (B, m, C) fp32, in O(m) extra memory.
+
+    Forward: :func:`_average_forward`; saves the inputs, the (B, m, C) output and two (B, 1, m)
+    statistics. Backward recomputes each chunk's exponentials E = exp(S - max) and, with the
+    1 / denominator folded into the (B, m, C) output gradient, accumulates the gradients
+    chunk by chunk (the softmax over N: dS = P * (dP - delta), delta = rowsum(dOut * Out)).
+    Not twice differentiable (no double backward; the critics' gradient penalty uses "full").
+    """
+
+    @staticmethod
+    def forward(ctx, q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        out, row_max, denominator = _average_forward(q_l, k, x)
+        ctx.save_for_backward(q_l, k, x, out, row_max, denominator)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        q_l, k, x, out, row_max, denominator = ctx.saved_tensors
+        need_q_l, need_k, need_x = ctx.needs_input_grad
+        dtype, acc, n = x.dtype, _accumulation_dtype(x.dtype), k.shape[-1]
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            grad_out = grad_out.to(acc) / denominator.transpose(1, 2)  # (B, m, C): dOut / denominator
+            neg_delta = -(grad_out * out).sum(dim=-1)[:, None, :].to(dtype)  # (B, 1, m), over the denominator
+            grad_out_t = grad_out.transpose(1, 2).to(dtype)  # (B, C, m)
+            neg_max = (-row_max).to(dtype)  # a bf16 maximum is exact in bf16
+            grad_q_l = torch.zeros(q_l.shape, dtype=acc, device=q_l.device) if need_q_l else None
+            grad_k = torch.empty_like(k) if need_k else None
+            grad_x = torch.empty_like(x) if need_x else None
+            for start in range(0, n, CHUNK):
+                k_c, x_c = k[:, :, start:start + CHUNK], x[:, :, start:start + CHUNK]
+                weights = torch.baddbmm(neg_max, k_c.transpose(1, 2), q_l).exp_()  # (B, chunk, m): P * denominator
+                if need_x:
+                    torch.bmm(grad_out_t, weights.transpose(1, 2), out=grad_x[:, :, start:start + CHUNK])
+                if need_q_l or need_k:
+                    grad_logits = torch.baddbmm(neg_delta, x_c.transpose(1, 2), grad_out_t).mul_(weights)
+                    if need_k:
+                        torch.bmm(q_l, grad_logits.transpose(1, 2), out=grad_k[:, :, start:start + CHUNK])
+                    if need_q_l:
+                        grad_q_l += (k_c @ grad_logits).to(acc)
+        return None if grad_q_l is None else grad_q_l.to(q_l.dtype), grad_k, grad_x
+
+
+def _spread_forward(mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
                     residual: torch.Tensor | None) -> torch.Tensor:
     """mixed_t @ softmax(Q K~^T)^T (B, C, N), plus ``residual`` (B, C, N) if given, chunk by chunk."""
     b, c, n = mixed_t.shape[0], mixed_t.shape[1], q.shape[-1]
@@ -293,3 +350,45 @@ def _spread_chunked(mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
         else:
             out[:, :, start:start + CHUNK] = part
     return out
+
+
+class _Spread(torch.autograd.Function):
+    """mixed_t @ softmax(Q K~^T)^T (+ residual) for mixed_t (B, C, m), q (B, d, N), k_l (B, d, m) -> (B, C, N).
+
+    Forward: :func:`_spread_forward`; saves only the inputs (the softmax is over the m
+    landmarks of each token, so a chunk's probabilities need nothing from other chunks).
+    Backward recomputes each chunk's probabilities and accumulates the gradients chunk by
+    chunk (dS = P * (dP - rowsum(dP * P)) per token). Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
+                residual: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(mixed_t, q, k_l)
+        return _spread_forward(mixed_t, q, k_l, residual)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        mixed_t, q, k_l = ctx.saved_tensors
+        need_mixed, need_q, need_k_l, need_residual = ctx.needs_input_grad
+        dtype, acc, n = mixed_t.dtype, _accumulation_dtype(mixed_t.dtype), q.shape[-1]
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            grad = grad_out.to(dtype)
+            grad_mixed = torch.zeros(mixed_t.shape, dtype=acc, device=q.device) if need_mixed else None
+            grad_k_l = torch.zeros(k_l.shape, dtype=acc, device=q.device) if need_k_l else None
+            grad_q = torch.empty_like(q) if need_q else None
+            for start in range(0, n, CHUNK):
+                q_c, grad_c = q[:, :, start:start + CHUNK], grad[:, :, start:start + CHUNK]
+                probs = (q_c.transpose(1, 2) @ k_l).softmax(dim=-1)  # (B, chunk, m)
+                if need_mixed:
+                    grad_mixed += (grad_c @ probs).to(acc)
+                if need_q or need_k_l:
+                    grad_probs = grad_c.transpose(1, 2) @ mixed_t  # (B, chunk, m)
+                    grad_logits = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+                    if need_q:
+                        torch.bmm(k_l, grad_logits.transpose(1, 2), out=grad_q[:, :, start:start + CHUNK])
+                    if need_k_l:
+                        grad_k_l += (q_c @ grad_logits).to(acc)
+        return (None if grad_mixed is None else grad_mixed.to(dtype), grad_q,
+                None if grad_k_l is None else grad_k_l.to(k_l.dtype), grad_out if need_residual else None)
