@@ -237,3 +237,40 @@ def test_yeast_sample_found_in_the_shipped_model_screenshot(make_napari_viewer, 
 
         (ROOT / "docs" / "screenshots").mkdir(parents=True, exist_ok=True)
         iio.imwrite(ROOT / "docs" / "screenshots" / "cells.png", shot)
+
+
+@pytest.mark.skipif(not RCELL2.is_dir(), reason="needs ../shared/data")
+def test_crop_cells_of_a_real_field_screenshot(make_napari_viewer, qtbot, wait_workers):
+    """One rcell2 field (bright-field, YFP, TFP layers), its cells detected and cropped; the README screenshot."""
+    import tifffile
+    from qtpy.QtCore import Qt
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 860)
+    for channel, colour, shown in (("BF", "gray", (0.5, 99.8)), ("YFP", "green", (90, 99.95)), ("TFP", "cyan", None)):
+        field = tifffile.imread(RCELL2 / "fields" / f"{channel}_Position4_time10.tif")[:400, :520]
+        low, high = np.percentile(field, shown or (0.5, 99.8))  # YFP: its bright spots over the bright-field
+        viewer.add_image(field, name=channel, colormap=colour, blending="additive",
+                         contrast_limits=(float(low), float(high)), visible=shown is not None)
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-biogan", "Clips")
+    viewer.window._qt_window.resizeDocks([dock], [430], Qt.Orientation.Horizontal)
+    widget.set_mode(CELLS)
+    box = widget.cells_box
+    box.shape_picker.setCurrentText("BF")
+    box.set_proteins(["YFP", "TFP"])
+    box.set_centres_source("detect")
+    box.crop_button.click()
+    wait_workers(widget, timeout=60000)
+    crops = box.crop_layers
+    assert [layer.name for layer in crops] == ["cells of BF BF", "cells of BF YFP", "cells of BF TFP"]
+    assert len(crops[0].data) > 20 and crops[0].data.shape[1:] == (32, 32)
+    for layer in crops:
+        layer.visible = False  # the field with the crop outlines; the crops are layers of their own
+    viewer.reset_view()
+    qtbot.wait(200)
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    assert shot[..., :3].std() > 10
+    if SAVE:
+        import imageio.v3 as iio
+
+        iio.imwrite(ROOT / "docs" / "screenshots" / "cells_crops.png", shot)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Points
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QFormLayout, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QWidget
+from qtpy.QtWidgets import (QComboBox, QFormLayout, QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QSpinBox,
+                            QWidget)
 
 from ..core.errors import BioGanError, DataError
 from ..core.export import PROVENANCE_KEY
@@ -89,6 +90,10 @@ class CellCropsBox(QWidget):
         self.crop_button.clicked.connect(self.crop)
         form.addRow(self.crop_button)
         self._form = form
+        # as tall as its rows: the dock's spare height goes below the status line, not between rows
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        for row in (self.table_row, self.folder_row):
+            row.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.centres_combo.currentIndexChanged.connect(self._centres_changed)
         events = viewer.layers.events
         for event in (events.inserted, events.removed):
