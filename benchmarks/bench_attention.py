@@ -55,11 +55,15 @@ def _lucidrains_available() -> bool:
     return True
 
 
-def run_case(impl: str, size: str, mode: str, batch: int, channels: int, landmarks: int, repeats: int) -> dict:
+def run_case(impl: str, size: str, mode: str, batch: int, channels: int, landmarks: int, repeats: int,
+             threads: int) -> dict:
     """One measurement, in this process (called in a fresh subprocess)."""
     import resource
 
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from napari_biogan.nn.attention import SelfAttention
 
@@ -99,7 +103,8 @@ def run_case(impl: str, size: str, mode: str, batch: int, channels: int, landmar
 
 def _child(args: argparse.Namespace, impl: str, size: str, mode: str) -> dict | str:
     command = [sys.executable, __file__, "--case", impl, size, mode, "--batch", str(args.batch),
-               "--channels", str(args.channels), "--landmarks", str(args.landmarks), "--repeats", str(args.repeats)]
+               "--channels", str(args.channels), "--landmarks", str(args.landmarks), "--repeats", str(args.repeats),
+               "--threads", str(args.threads)]
     out = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     if out.returncode != 0:
         return f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}"
@@ -113,6 +118,7 @@ def main() -> None:
     parser.add_argument("--landmarks", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per subprocess (fastest counts)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of fresh subprocesses")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--sizes", nargs="+", default=["16k", "131k"], choices=list(SHAPES))
     parser.add_argument("--full", action="store_true", help="also our full attention (2k and 16k tokens, training)")
     parser.add_argument("--case", nargs=3, metavar=("IMPL", "SIZE", "PASS"), help=argparse.SUPPRESS)
@@ -120,12 +126,14 @@ def main() -> None:
 
     if args.case:  # child process: one measurement, printed as JSON
         impl, size, mode = args.case
-        print(json.dumps(run_case(impl, size, mode, args.batch, args.channels, args.landmarks, args.repeats)))
+        print(json.dumps(run_case(impl, size, mode, args.batch, args.channels, args.landmarks, args.repeats,
+                                  args.threads)))
         return
 
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; batch {args.batch}, "
+    threads = args.threads or torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads, CPU; batch {args.batch}, "
           f"C = {args.channels}, one head of C/8, m = {args.landmarks} landmarks; fp32; "
           f"{args.rounds} rounds x {args.repeats} passes; load average {os.getloadavg()[0]:.1f}", flush=True)
     cases = [(impl, size, mode) for size in args.sizes for mode in PASSES for impl in ("ours", "lucidrains")]

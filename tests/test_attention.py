@@ -246,6 +246,32 @@ def test_module_makes_no_n_by_m_matrix_in_training_or_generation():
     assert probe.largest <= x.numel()
 
 
+def test_chunks_on_worker_threads_give_the_same_numbers_as_one_thread():
+    # On CPU the chunks are spread over torch's threads, each running its chunks
+    # single-threaded, and partial results are combined in chunk order: output and
+    # gradients are bit-identical whatever the thread count (resumed runs stay exact).
+    torch.manual_seed(14)
+    module = SelfAttention(16, "nystrom", landmarks=64)
+    with torch.no_grad():
+        module.gamma.fill_(0.9)
+    x = torch.randn(2, 16, 8, 32, 32) * 3  # 8,192 tokens: 4 chunks
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            leaf = x.clone().requires_grad_()
+            out = module(leaf)
+            grads = torch.autograd.grad(out.square().sum(), [leaf, module.query.weight, module.value.weight])
+            with torch.inference_mode():
+                generated = module(x)
+            results.append((out, generated, *grads))
+    finally:
+        torch.set_num_threads(threads)
+    for one, several in zip(*results):
+        assert torch.equal(one, several)
+
+
 def test_nystrom_blocks_refuse_double_backward():
     # Documented: the chunked Functions are differentiable once (generators only); the
     # critics' gradient penalty goes through "full" attention (tested below).

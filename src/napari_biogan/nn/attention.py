@@ -42,6 +42,11 @@ gradient penalty, is plain autograd and supports it.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +54,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 MODES = ("full", "nystrom")
+T = TypeVar("T")
 
 
 def full_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -230,7 +236,9 @@ class SelfAttention(nn.Module):
             k_l = _pool_channels_first(k, tuple(spatial), self.landmarks)
             k2 = (q_l.to(acc).transpose(1, 2) @ k_l.to(acc)).softmax(dim=-1)
             z = newton_schulz_pinv(k2, self.iterations)
-            pooled_x = _LandmarkAverage.apply(q_l, k, flat)  # (B, m, C) in acc
+            # fp32: the residual's gradient joins x's gradient inside _LandmarkAverage's backward pass
+            link = _ResidualLink() if residual and flat is flat_x else None
+            pooled_x = _LandmarkAverage.apply(q_l, k, flat, link)  # (B, m, C) in acc
             values = pooled_x @ self.value.weight.to(acc).T + self.value.bias.to(acc)  # (B, m, c_v)
             mixed = z @ values  # fp32: Z has large entries of both signs
             extra = None
@@ -241,7 +249,7 @@ class SelfAttention(nn.Module):
                 mixed = mixed * gamma.to(acc)
                 extra = None if extra is None else extra * gamma.to(acc)
             mixed_t = mixed.transpose(1, 2).to(dtype)  # (B, C, m)
-            out = _Spread.apply(mixed_t, q, k_l, flat_x if residual else None)  # (B, C, N)
+            out = _Spread.apply(mixed_t, q, k_l, flat_x if residual else None, link)  # (B, C, N)
             if extra is not None:
                 out = out + extra.to(out.dtype)[:, None]
         return out
@@ -257,39 +265,135 @@ class SelfAttention(nn.Module):
 
 CHUNK = 2048  # tokens per chunk: 2048 x 64 landmarks x 4 bytes = 512 KiB per sample, cache-sized (measured)
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _reset_pool_after_fork() -> None:
+    global _pool
+    _pool = None  # a forked child has none of the parent's threads
+
+
+os.register_at_fork(after_in_child=_reset_pool_after_fork)
+
+
+def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
+    """``workers`` threads whose torch operations run single-threaded (made once, grown on demand).
+
+    torch.set_num_threads(1) in a thread of its own sets that thread's OpenMP and MKL thread
+    counts; it also sets the default for threads made later, which the caller then restores.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < workers:
+            caller = torch.get_num_threads()
+            started = threading.Barrier(workers)
+
+            def start() -> None:  # runs in each new thread; the barrier makes the pool start them all now
+                torch.set_num_threads(1)
+                started.wait()
+
+            old, _pool = _pool, ThreadPoolExecutor(workers, thread_name_prefix="nystrom")
+            for future in [_pool.submit(start) for _ in range(workers)]:
+                future.result()
+            torch.set_num_threads(caller)
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def _for_each_chunk(n: int, device: torch.device, body: Callable[[int], T]) -> list[T]:
+    """[body(start) for start in range(0, n, CHUNK)], on CPU spread over torch's threads.
+
+    Each thread takes the next chunk when done with its last and runs every operation of
+    it single-threaded: one synchronisation per call instead of one per operation (the
+    per-operation barriers of intra-op parallelism cost more than the chunk's arithmetic
+    when another job holds a core), and a thread that falls behind simply takes fewer
+    chunks. Results come back in chunk order and are combined in that order by the
+    callers, so the numbers do not depend on the number of threads.
+    """
+    starts = range(0, n, CHUNK)
+    workers = min(torch.get_num_threads(), len(starts)) if device.type == "cpu" else 1
+    if workers <= 1:
+        return [body(start) for start in starts]
+    results: list = [None] * len(starts)
+    taken = iter(range(len(starts)))
+    lock = threading.Lock()
+    inference = torch.is_inference_mode_enabled()
+
+    def work() -> None:  # grad and inference modes are per thread: the caller's, without autograd
+        with torch.inference_mode(inference), torch.no_grad():
+            while True:
+                with lock:
+                    index = next(taken, None)
+                if index is None:
+                    return
+                results[index] = body(starts[index])
+
+    for future in [_single_threaded_pool(workers).submit(work) for _ in range(workers)]:
+        future.result()
+    return results
+
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     """fp32 for bf16/fp16/fp32 work, fp64 for fp64 (gradcheck)."""
     return torch.promote_types(dtype, torch.float32)
 
 
+def _sum(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """Sum in list order (deterministic)."""
+    total = None
+    for part in parts:
+        total = part if total is None else total + part
+    return total
+
+
 def _average_forward(q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """softmax(Q~ K^T) x^T (B, m, C) in fp32, one chunk of tokens at a time (online softmax).
 
-    Also returns the final running maximum and the softmax denominator per landmark, (B, 1, m)
-    fp32 each: all the backward pass needs to recompute the probabilities. A running maximum
-    keeps the exponentials finite; earlier partial sums are rescaled when it grows (the
-    flash-attention recurrence). Nothing larger than CHUNK x m is made. The chunk's scores are
-    laid out (tokens, landmarks) and the products as x @ E: with q_l, k and x as they come,
-    these are the layouts CPU matrix kernels are fastest on.
+    Also returns the final maximum and the softmax denominator per landmark, (B, 1, m) fp32
+    each: all the backward pass needs to recompute the probabilities. Each chunk's sums are
+    taken relative to the chunk's maximum and merged in chunk order, rescaled to the running
+    maximum (the flash-attention recurrence), so the exponentials stay finite. Nothing
+    larger than CHUNK x m is made. The chunk's scores are laid out (tokens, landmarks) and
+    the products as x @ E: with q_l, k and x as they come, these are the layouts CPU matrix
+    kernels are fastest on.
     """
     acc = _accumulation_dtype(x.dtype)
-    running_max = numerator = denominator = None
-    for start in range(0, k.shape[-1], CHUNK):
+
+    def chunk(start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = k[:, :, start:start + CHUNK].transpose(1, 2) @ q_l  # (B, chunk, m)
-        chunk_max = logits.amax(dim=1, keepdim=True).to(acc)  # (B, 1, m)
-        new_max = chunk_max if running_max is None else torch.maximum(running_max, chunk_max)
-        weights = logits.sub_(new_max.to(logits.dtype)).exp_()
+        chunk_max = logits.amax(dim=1, keepdim=True)  # (B, 1, m)
+        weights = logits.sub_(chunk_max).exp_()
         part = (x[:, :, start:start + CHUNK] @ weights).to(acc)  # (B, C, m)
         total = weights.sum(dim=1, keepdim=True).to(acc)  # CPU and CUDA sums of bf16 accumulate in fp32
+        return part, total, chunk_max.to(acc)
+
+    running_max = numerator = denominator = None
+    for part, total, chunk_max in _for_each_chunk(k.shape[-1], k.device, chunk):
         if running_max is None:
-            numerator, denominator = part, total
-        else:
-            rescale = (running_max - new_max).exp_()
-            numerator, denominator = numerator * rescale + part, denominator * rescale + total
+            numerator, denominator, running_max = part, total, chunk_max
+            continue
+        new_max = torch.maximum(running_max, chunk_max)
+        old_scale, new_scale = (running_max - new_max).exp_(), (chunk_max - new_max).exp_()
+        numerator = numerator * old_scale + part * new_scale
+        denominator = denominator * old_scale + total * new_scale
         running_max = new_max
     return (numerator / denominator).transpose(1, 2), running_max, denominator
+
+
+class _ResidualLink:
+    """Carries the residual's gradient from :class:`_Spread`'s backward to :class:`_LandmarkAverage`'s.
+
+    In the block out = x + spread(..., average(x)), x's gradient is the sum of the residual's
+    (the output gradient itself) and the average's: adding them where the latter is made
+    saves autograd a pass over two (B, C, N) maps. Autograd runs _Spread's backward first
+    (its input depends on _LandmarkAverage's output), and whenever x needs a gradient it runs
+    _LandmarkAverage's backward too (x is its input), so the hand-over is safe.
+    """
+
+    grad: torch.Tensor | None = None
 
 
 class _LandmarkAverage(torch.autograd.Function):
@@ -303,7 +407,9 @@ class _LandmarkAverage(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor, link: _ResidualLink | None = None
+                ) -> torch.Tensor:
+        ctx.link = link
         out, row_max, denominator = _average_forward(q_l, k, x)
         ctx.save_for_backward(q_l, k, x, out, row_max, denominator)
         return out
@@ -312,28 +418,34 @@ class _LandmarkAverage(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q_l, k, x, out, row_max, denominator = ctx.saved_tensors
-        need_q_l, need_k, need_x = ctx.needs_input_grad
-        dtype, acc, n = x.dtype, _accumulation_dtype(x.dtype), k.shape[-1]
+        need_q_l, need_k, need_x = ctx.needs_input_grad[:3]
+        dtype, acc = x.dtype, _accumulation_dtype(x.dtype)
+        residual_grad, ctx.link = (ctx.link.grad, None) if ctx.link is not None else (None, None)
         with torch.autocast(device_type=x.device.type, enabled=False):
             grad_out = grad_out.to(acc) / denominator.transpose(1, 2)  # (B, m, C): dOut / denominator
             neg_delta = -(grad_out * out).sum(dim=-1)[:, None, :].to(dtype)  # (B, 1, m), over the denominator
             grad_out_t = grad_out.transpose(1, 2).to(dtype)  # (B, C, m)
             neg_max = (-row_max).to(dtype)  # a bf16 maximum is exact in bf16
-            grad_q_l = torch.zeros(q_l.shape, dtype=acc, device=q_l.device) if need_q_l else None
             grad_k = torch.empty_like(k) if need_k else None
             grad_x = torch.empty_like(x) if need_x else None
-            for start in range(0, n, CHUNK):
-                k_c, x_c = k[:, :, start:start + CHUNK], x[:, :, start:start + CHUNK]
+
+            def chunk(start: int) -> torch.Tensor | None:
+                part = slice(start, start + CHUNK)
+                k_c, x_c = k[:, :, part], x[:, :, part]
                 weights = torch.baddbmm(neg_max, k_c.transpose(1, 2), q_l).exp_()  # (B, chunk, m): P * denominator
-                if need_x:
-                    torch.bmm(grad_out_t, weights.transpose(1, 2), out=grad_x[:, :, start:start + CHUNK])
-                if need_q_l or need_k:
-                    grad_logits = torch.baddbmm(neg_delta, x_c.transpose(1, 2), grad_out_t).mul_(weights)
-                    if need_k:
-                        torch.bmm(q_l, grad_logits.transpose(1, 2), out=grad_k[:, :, start:start + CHUNK])
-                    if need_q_l:
-                        grad_q_l += (k_c @ grad_logits).to(acc)
-        return None if grad_q_l is None else grad_q_l.to(q_l.dtype), grad_k, grad_x
+                if need_x and residual_grad is not None:  # x's gradient and the residual's in one pass
+                    torch.baddbmm(residual_grad[:, :, part], grad_out_t, weights.transpose(1, 2), out=grad_x[:, :, part])
+                elif need_x:
+                    torch.bmm(grad_out_t, weights.transpose(1, 2), out=grad_x[:, :, part])
+                if not (need_q_l or need_k):
+                    return None
+                grad_logits = torch.baddbmm(neg_delta, x_c.transpose(1, 2), grad_out_t).mul_(weights)
+                if need_k:
+                    torch.bmm(q_l, grad_logits.transpose(1, 2), out=grad_k[:, :, part])
+                return (k_c @ grad_logits).to(acc) if need_q_l else None
+
+            grad_q_l = _sum(_for_each_chunk(k.shape[-1], k.device, chunk))
+        return None if grad_q_l is None else grad_q_l.to(q_l.dtype), grad_k, grad_x, None
 
 
 def _spread_forward(mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
@@ -342,13 +454,17 @@ def _spread_forward(mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
     b, c, n = mixed_t.shape[0], mixed_t.shape[1], q.shape[-1]
     out_dtype = residual.dtype if residual is not None else mixed_t.dtype
     out = torch.empty(b, c, n, dtype=out_dtype, device=q.device)
-    for start in range(0, n, CHUNK):
-        k1 = (q[:, :, start:start + CHUNK].transpose(1, 2) @ k_l).softmax(dim=-1)  # (B, chunk, m)
-        part = mixed_t @ k1.transpose(1, 2)
+
+    def chunk(start: int) -> None:
+        part = slice(start, start + CHUNK)
+        k1 = (q[:, :, part].transpose(1, 2) @ k_l).softmax(dim=-1)  # (B, chunk, m)
+        spread = mixed_t @ k1.transpose(1, 2)
         if residual is not None:
-            torch.add(residual[:, :, start:start + CHUNK], part.to(out_dtype), out=out[:, :, start:start + CHUNK])
+            torch.add(residual[:, :, part], spread.to(out_dtype), out=out[:, :, part])
         else:
-            out[:, :, start:start + CHUNK] = part
+            out[:, :, part] = spread
+
+    _for_each_chunk(n, q.device, chunk)
     return out
 
 
@@ -362,33 +478,39 @@ class _Spread(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
-                residual: torch.Tensor | None) -> torch.Tensor:
+    def forward(ctx, mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor, residual: torch.Tensor | None,
+                link: _ResidualLink | None = None) -> torch.Tensor:
         ctx.save_for_backward(mixed_t, q, k_l)
+        ctx.link = link
         return _spread_forward(mixed_t, q, k_l, residual)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         mixed_t, q, k_l = ctx.saved_tensors
-        need_mixed, need_q, need_k_l, need_residual = ctx.needs_input_grad
-        dtype, acc, n = mixed_t.dtype, _accumulation_dtype(mixed_t.dtype), q.shape[-1]
+        need_mixed, need_q, need_k_l, need_residual = ctx.needs_input_grad[:4]
+        if need_residual and ctx.link is not None:  # handed to _LandmarkAverage's backward (it runs later)
+            ctx.link.grad, need_residual = grad_out, False
+        ctx.link = None
+        dtype, acc = mixed_t.dtype, _accumulation_dtype(mixed_t.dtype)
         with torch.autocast(device_type=q.device.type, enabled=False):
             grad = grad_out.to(dtype)
-            grad_mixed = torch.zeros(mixed_t.shape, dtype=acc, device=q.device) if need_mixed else None
-            grad_k_l = torch.zeros(k_l.shape, dtype=acc, device=q.device) if need_k_l else None
             grad_q = torch.empty_like(q) if need_q else None
-            for start in range(0, n, CHUNK):
-                q_c, grad_c = q[:, :, start:start + CHUNK], grad[:, :, start:start + CHUNK]
+
+            def chunk(start: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+                part = slice(start, start + CHUNK)
+                q_c, grad_c = q[:, :, part], grad[:, :, part]
                 probs = (q_c.transpose(1, 2) @ k_l).softmax(dim=-1)  # (B, chunk, m)
-                if need_mixed:
-                    grad_mixed += (grad_c @ probs).to(acc)
-                if need_q or need_k_l:
-                    grad_probs = grad_c.transpose(1, 2) @ mixed_t  # (B, chunk, m)
-                    grad_logits = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
-                    if need_q:
-                        torch.bmm(k_l, grad_logits.transpose(1, 2), out=grad_q[:, :, start:start + CHUNK])
-                    if need_k_l:
-                        grad_k_l += (q_c @ grad_logits).to(acc)
+                grad_mixed = (grad_c @ probs).to(acc) if need_mixed else None
+                if not (need_q or need_k_l):
+                    return grad_mixed, None
+                grad_probs = grad_c.transpose(1, 2) @ mixed_t  # (B, chunk, m)
+                grad_logits = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+                if need_q:
+                    torch.bmm(k_l, grad_logits.transpose(1, 2), out=grad_q[:, :, part])
+                return grad_mixed, (q_c @ grad_logits).to(acc) if need_k_l else None
+
+            parts = _for_each_chunk(q.shape[-1], q.device, chunk)
+            grad_mixed, grad_k_l = _sum([p[0] for p in parts]), _sum([p[1] for p in parts])
         return (None if grad_mixed is None else grad_mixed.to(dtype), grad_q,
-                None if grad_k_l is None else grad_k_l.to(k_l.dtype), grad_out if need_residual else None)
+                None if grad_k_l is None else grad_k_l.to(k_l.dtype), grad_out if need_residual else None, None)
