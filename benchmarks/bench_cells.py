@@ -110,7 +110,8 @@ def main() -> None:
     parser.add_argument("--c2st-steps", type=int, default=0, help="critic steps of the quick C2ST (0: its default)")
     parser.add_argument("--paper", action="store_true", help="the paper's C2ST (5,000 critic steps, width 64)")
     parser.add_argument("--reconstruct", type=int, default=20)
-    parser.add_argument("--figures", default="", help="folder for the README pictures (star model)")
+    parser.add_argument("--figures", default="", help="folder for the README pictures (of --figures-variant)")
+    parser.add_argument("--figures-variant", default="star", choices=VARIANTS, help="the model the pictures show")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--figures-only", action="store_true", help="only the pictures (no C2ST, no reconstruction)")
     parser.add_argument("--json", default="", help="also write every variant's metrics (the card's keys) here; "
@@ -120,7 +121,7 @@ def main() -> None:
 
     train_cells, test_cells = zoo_cell_split(SHARED)
     if args.figures_only:
-        path = Path(args.work) / "yeast-cells-star.safetensors"
+        path = Path(args.work) / f"yeast-cells-{args.figures_variant}.safetensors"
         model = Model.load(path if path.exists() else ZOO_DIR / path.name, device="cpu")
         figures(model, test_cells, Path(args.figures or "docs/figures"), list(test_cells.pairs().names))
         return
@@ -144,7 +145,7 @@ def main() -> None:
             print(f"{variant}: no model at {path}; run scripts/build_zoo_cells.py first")
             continue
         model = Model.load(path, device="cpu")
-        if args.figures and variant == "star":
+        if args.figures and variant == args.figures_variant:
             figures(model, test_cells, Path(args.figures), names)
         started = time.perf_counter()
         c2st = model_c2st(model, pairs, test.classes, settings, seed=0, with_real=variant == args.only[0],
@@ -169,6 +170,9 @@ def main() -> None:
                          f"neighbour among {len(train_cells)} training cells",
                          "steps": model.card.get("training", {}).get("steps"),
                          "wall_time_s": model.card.get("training", {}).get("wall_time_s")}
+        if real_rows is not None:  # the real-vs-real references (data, not model) beside every variant's figures
+            for entry in card.values():
+                entry.update({k: v for k, v in card[args.only[0]].items() if "_real" in k and k not in entry})
         if args.json:
             Path(args.json).write_text(json.dumps(card, indent=1))
 

@@ -1,5 +1,5 @@
-"""Train the shipped cell model: a star-shaped GAN of budding-yeast cells (and, for comparison, the
-multi-channel and separable variants) on single cells cropped from the rcell2 fields.
+"""Train the cell models of budding-yeast cells on single cells cropped from the rcell2 fields: the
+star-shaped, multi-channel and separable GANs; the best by the benchmark is shipped (the separable one).
 
     nice -n 19 python scripts/build_zoo_cells.py [--only star multichannel separable] [--minutes 30]
                                                  [--steps 3000] [--ship] [--evaluate-only]
@@ -19,14 +19,16 @@ generator of base width 32 and critics of width 16, batch 32 (per class), sized 
 
 Each run trains through the plugin's one Trainer and resumes from its work file in --work,
 so a build can be stopped (Ctrl-C keeps nothing newer than the last checkpoint; --minutes
-stops cleanly with a checkpoint) and continued. --ship writes the star model's generator
-to src/napari_biogan/zoo/yeast-cells-star.safetensors with its card (data, licence, steps,
-wall time, metrics); the other variants' generators stay in --work for the benchmark
-(benchmarks/bench_cells.py). The shipped file was made by
+stops cleanly with a checkpoint) and continued. --ship writes the generator of each variant of
+--only to src/napari_biogan/zoo/yeast-cells-<variant>.safetensors with its card (data, licence,
+steps, wall time, metrics); the others stay in --work for the benchmark
+(benchmarks/bench_cells.py). The shipped file (yeast-cells-separable: the lowest C2ST of the
+three, see README "Cells") was made by
 
-    nice -n 19 python scripts/build_zoo_cells.py --only star --minutes 30   # then separable, multichannel
-    nice -n 19 python benchmarks/bench_cells.py --c2st-steps 100 --figures docs/figures --json cells.json
-    python scripts/build_zoo_cells.py --only star --evaluate-only --no-evaluate --ship --metrics-from cells.json
+    nice -n 19 python scripts/build_zoo_cells.py --minutes 30 --no-evaluate   # star (stopped at 30 min), ...
+    nice -n 19 python benchmarks/bench_cells.py --c2st-steps 100 --json cells.json
+    python scripts/build_zoo_cells.py --only separable --evaluate-only --no-evaluate --ship --metrics-from cells.json
+    python benchmarks/bench_cells.py --figures-only --figures-variant separable --figures docs/figures
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from napari_biogan.io import output_layers
 
 ROOT = Path(__file__).resolve().parents[2]
 RCELL2 = ROOT / ".." / "shared" / "data" / "rcell2_yeast"
-SHIPPED = ROOT / "src" / "napari_biogan" / "zoo" / "yeast-cells-star.safetensors"
+#: the shipped yeast-cells model (whichever variant scored best; see README "Cells")
+SHIPPED = next(iter(sorted((ROOT / "src" / "napari_biogan" / "zoo").glob("yeast-cells-*.safetensors"))), ROOT / "none")
 SAVE = os.environ.get("NAPARI_BIOGAN_SCREENSHOTS") == "1"
 
 
