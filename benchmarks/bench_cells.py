@@ -1,15 +1,16 @@
 """C2ST per protein and reconstruction L2 / NLL of the three cell-GAN variants on held-out rcell2 cells,
 beside the real-vs-real rows and the nearest-training-neighbour baseline (Osokin et al., Tables 2-3).
 
-    nice -n 19 python benchmarks/bench_cells.py [--work /tmp/napari-biogan-cells-zoo] [--c2st-steps 200]
+    nice -n 19 python benchmarks/bench_cells.py [--work /tmp/napari-biogan-cells-zoo] [--c2st-steps 100]
                                                 [--paper] [--reconstruct 20] [--figures docs/figures]
                                                 [--json cells.json]
 
 Models: the generators scripts/build_zoo_cells.py leaves in --work (yeast-cells-{variant}.safetensors);
-the shipped star model stands in where its work file is missing. Data: the same held-out 20 % of
+a shipped one (zoo/yeast-cells-separable) stands in where its work file is missing. Data: the same held-out 20 % of
 the rcell2 cells as the build (data.cells.zoo_cell_split). C2ST runs in the labelled quick setting
-unless --paper (5,000 critic steps a split: hours on a CPU). --figures also writes
-cells-real-vs-generated.png and cells-interpolation.png.
+unless --paper (5,000 critic steps a split: hours on a CPU); the README's table used
+--c2st-steps 100 (about 30 min for the three models on 2 shared cores). --figures also writes
+cells-real-vs-generated.png and cells-interpolation.png (of --figures-variant; --figures-only: just those).
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ def main() -> None:
     print(f"real vs real, {names[0]} vs {names[1]}: {other.mean():.2f} ± {other.std():.2f}", flush=True)
     for variant in args.only:
         path = Path(args.work) / f"yeast-cells-{variant}.safetensors"
-        if not path.exists() and variant == "star":
-            path = ZOO_DIR / "yeast-cells-star.safetensors"
+        if not path.exists():  # the shipped model stands in for its missing work file
+            path = ZOO_DIR / path.name
         if not path.exists():
             print(f"{variant}: no model at {path}; run scripts/build_zoo_cells.py first")
             continue
