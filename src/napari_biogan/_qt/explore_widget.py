@@ -1,13 +1,11 @@
 """Explore dock widget: one point of the current model, re-rendered live as its sliders move.
 
-Written once against the model contract (core/contract.py). The source is a seed
-(a family with a latent input), an image layer's current sample (encoded ONCE in a
-worker and cached), or a latent fitted to a layer. The family's controls, and
-GANSpace principal directions where there is a latent, move the point. Every change
-submits a request to ONE long-lived :class:`core.render.LatestOnlyRenderer` thread,
-which renders only the newest request and builds the layer tuples; the results come
-back through a queued Qt signal and overwrite the explore layers in place (no dims
-update on a slider change). Keyframes are points; a path through them renders in a worker.
+Written once against the model contract (core/contract.py). The source is a seed, an image layer's
+current sample (encoded ONCE in a worker and cached), or a latent found for a layer ("Find this
+image in the model", :mod:`.explore_layers`). The family's controls, and GANSpace directions where
+there is a latent, move the point. Every change goes to ONE :class:`core.render.LatestOnlyRenderer`
+thread, which renders only the newest request; results come back through a queued Qt signal and
+overwrite the explore layers in place. Keyframes are points; a path through them renders in a worker.
 """
 
 from __future__ import annotations
