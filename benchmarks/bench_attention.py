@@ -12,15 +12,17 @@ beside the implementation most people would pick, lucidrains' ``NystromAttention
 ``.venv/bin/pip install nystrom-attention``; its cases are skipped when it is absent).
 
 lucidrains' module is configured as the closest equivalent: ``dim=C, dim_head=C/8,
-heads=1, num_landmarks=64, pinv_iterations=6, residual=False``. Differences, none
-of which favours ours: its input is the token sequence (B, N, C), ours the map
-(B, C, *spatial), each in its natural layout; its values are one head of C/8 = 4
-channels followed by an output projection to C, ours are C channels (SAGAN's h),
-folded into the landmark averages; its landmarks are means of contiguous token
-segments, ours means of cube-like map cells (both m = 64 segment means); it pads
-N to a multiple of m (no padding at these sizes); our block adds the residual
-x + gamma * out, its block (residual=False) does not; its pinv scale is one
-maximum over the whole batch, ours per sample.
+heads=1, num_landmarks=64, pinv_iterations=6, residual=False``. The two do comparable,
+not identical, work: its input is the token sequence (B, N, C), ours the map
+(B, C, *spatial), each in its natural layout; it projects q, k and v (one head of
+C/8 = 4 channels) on every token and its output back to C on every token, while ours
+projects q and k on every token and folds the value projection (to C channels,
+SAGAN's h) into the m landmark averages, so its attention products carry 4 value
+channels and ours 32; its landmarks are means of contiguous token segments, ours
+means of cube-like map cells (both m = 64 segment means); it pads N to a multiple
+of m (no padding at these sizes); our block adds the residual x + gamma * out, its
+block (residual=False) does not; its pinv scale is one maximum over the whole batch,
+ours per sample; both run 6 Newton-Schulz iterations in fp32.
 
 Every case runs in its own fresh subprocess; cases are interleaved (all cases of a
 round, then the next round), so a burst of load from other jobs hits them alike.
@@ -29,7 +31,14 @@ over the first pass once module and input exist (every temporary of the pass,
 forward and backward). Time: the fastest of ``--repeats`` passes after it. The
 table gives, per case, the best time over the rounds and the spread (slowest
 round's best); ratios are lucidrains / ours per round, as median and range.
-``--full`` adds our full (exact) attention at 2k and 16k tokens, against ours.
+``--full`` adds our full (exact) attention at 2k and 16k tokens, against ours;
+``--baseline FILE`` adds an earlier version of nn/attention.py (same cases).
+``--threads`` sets torch's thread count in the subprocesses (default: torch's).
+``--live-memory`` fixes glibc's mmap threshold (MALLOC_MMAP_THRESHOLD_=131072) in
+the subprocesses: by default glibc raises it as large blocks are freed and then
+keeps freed blocks (per thread) for reuse, which the resident set size counts;
+with it fixed, peak memory is that of the live tensors (times are then slower:
+every large block is a fresh mapping). Both implementations are measured alike.
 """
 
 from __future__ import annotations
@@ -43,7 +52,6 @@ import sys
 import time
 
 SHAPES = {"2k": (8, 16, 16), "16k": (16, 32, 32), "131k": (32, 64, 64)}
-IMPLS = ("ours", "lucidrains", "full")
 PASSES = ("train", "infer")
 
 
@@ -56,7 +64,7 @@ def _lucidrains_available() -> bool:
 
 
 def run_case(impl: str, size: str, mode: str, batch: int, channels: int, landmarks: int, repeats: int,
-             threads: int) -> dict:
+             threads: int, baseline: str | None = None) -> dict:
     """One measurement, in this process (called in a fresh subprocess)."""
     import resource
 
@@ -76,7 +84,14 @@ def run_case(impl: str, size: str, mode: str, batch: int, channels: int, landmar
                                   pinv_iterations=6, residual=False)
         x = torch.randn(batch, shape[0] * shape[1] * shape[2], channels)
     else:
-        module = SelfAttention(channels, "nystrom" if impl == "ours" else "full", landmarks=landmarks)
+        if impl == "baseline":  # an earlier version of nn/attention.py, loaded from a file
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location("baseline_attention", baseline)
+            source = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(source)
+            SelfAttention = source.SelfAttention  # noqa: N806
+        module = SelfAttention(channels, "full" if impl == "full" else "nystrom", landmarks=landmarks)
         with torch.no_grad():
             module.gamma.fill_(1.0)  # so the attention path is in the graph
         x = torch.randn(batch, channels, *shape)
@@ -104,8 +119,11 @@ def run_case(impl: str, size: str, mode: str, batch: int, channels: int, landmar
 def _child(args: argparse.Namespace, impl: str, size: str, mode: str) -> dict | str:
     command = [sys.executable, __file__, "--case", impl, size, mode, "--batch", str(args.batch),
                "--channels", str(args.channels), "--landmarks", str(args.landmarks), "--repeats", str(args.repeats),
-               "--threads", str(args.threads)]
-    out = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+               "--threads", str(args.threads)] + (["--baseline", args.baseline] if args.baseline else [])
+    env = os.environ.copy()
+    if args.live_memory:  # glibc: blocks >= 128 KiB mmapped and returned when freed, not kept for reuse
+        env["MALLOC_MMAP_THRESHOLD_"] = "131072"
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -118,6 +136,11 @@ def main() -> None:
     parser.add_argument("--landmarks", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per subprocess (fastest counts)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of fresh subprocesses")
+    parser.add_argument("--baseline", metavar="FILE", help="also an earlier nn/attention.py, e.g. from "
+                        "git show <commit>:src/napari_biogan/nn/attention.py > before.py")
+    parser.add_argument("--live-memory", action="store_true",
+                        help="fix glibc's mmap threshold in the subprocesses, so peak memory counts live tensors "
+                             "rather than freed blocks the allocator keeps")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--sizes", nargs="+", default=["16k", "131k"], choices=list(SHAPES))
     parser.add_argument("--full", action="store_true", help="also our full attention (2k and 16k tokens, training)")
@@ -127,7 +150,7 @@ def main() -> None:
     if args.case:  # child process: one measurement, printed as JSON
         impl, size, mode = args.case
         print(json.dumps(run_case(impl, size, mode, args.batch, args.channels, args.landmarks, args.repeats,
-                                  args.threads)))
+                                  args.threads, args.baseline)))
         return
 
     import torch
@@ -136,7 +159,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {threads} threads, CPU; batch {args.batch}, "
           f"C = {args.channels}, one head of C/8, m = {args.landmarks} landmarks; fp32; "
           f"{args.rounds} rounds x {args.repeats} passes; load average {os.getloadavg()[0]:.1f}", flush=True)
-    cases = [(impl, size, mode) for size in args.sizes for mode in PASSES for impl in ("ours", "lucidrains")]
+    impls = ("ours", "lucidrains") + (("baseline",) if args.baseline else ())
+    cases = [(impl, size, mode) for size in args.sizes for mode in PASSES for impl in impls]
     if not _lucidrains_available():
         print("lucidrains' nystrom-attention is not installed (.venv/bin/pip install nystrom-attention): "
               "its cases are skipped")
@@ -162,7 +186,7 @@ def main() -> None:
             print(f"{case[1]:>5} {case[2]:>5} {case[0]:>10}: {min(times):9.1f} ms [{max(times):8.1f}] "
                   f"{max(r['peak_mb'] for r in runs):8.1f} MB")
     print("\nratios per round (median, range):")
-    for other, label in (("lucidrains", "lucidrains / ours"), ("full", "full / ours")):
+    for other, label in (("lucidrains", "lucidrains / ours"), ("baseline", "baseline / ours"), ("full", "full / ours")):
         for size in SHAPES:
             for mode in PASSES:
                 ours, theirs = results.get(("ours", size, mode), []), results.get((other, size, mode), [])

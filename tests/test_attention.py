@@ -82,9 +82,9 @@ def _plain(module, x):
 
 @pytest.mark.parametrize("shape", [(8, 16, 32), (5, 30, 31)])
 def test_chunked_path_equals_the_plain_formula_forward_and_backward(shape):
-    # The module runs the two N-sized products over chunks of 2048 tokens (online softmax
-    # over the chunks, probabilities recomputed chunk by chunk in the backward pass); these
-    # maps have 2 and 3 (uneven) chunks. In float64 it must match the plain formula, output
+    # The module runs the two N-sized products over chunks of tokens (online softmax over
+    # the chunks, probabilities recomputed chunk by chunk in the backward pass); these maps
+    # have 4 chunks (the last one shorter on the second). In float64 it must match the plain formula, output
     # and every gradient; logits are large, so the running maximum matters.
     torch.manual_seed(10)
     module = SelfAttention(16, "nystrom", landmarks=64, value_channels=8).double()
@@ -235,7 +235,7 @@ def test_module_makes_no_n_by_m_matrix_in_training_or_generation():
     module = SelfAttention(16, "nystrom", landmarks=64)
     with torch.no_grad():
         module.gamma.fill_(1.0)
-    x = torch.randn(2, 16, 16, 32, 32, requires_grad=True)  # N = 16,384 tokens, 8 chunks
+    x = torch.randn(2, 16, 16, 32, 32, requires_grad=True)  # N = 16,384 tokens, 8 chunks of 2,048
     n_by_m = 2 * x[0, 0].numel() * 64
     with _LargestTensor() as probe:
         module(x).square().sum().backward()
@@ -254,7 +254,7 @@ def test_chunks_on_worker_threads_give_the_same_numbers_as_one_thread():
     module = SelfAttention(16, "nystrom", landmarks=64)
     with torch.no_grad():
         module.gamma.fill_(0.9)
-    x = torch.randn(2, 16, 8, 32, 32) * 3  # 8,192 tokens: 4 chunks
+    x = torch.randn(2, 16, 8, 32, 32) * 3  # 8,192 tokens: 4 chunks of 2,048
     threads = torch.get_num_threads()
     results = []
     try:

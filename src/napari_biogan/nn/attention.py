@@ -33,10 +33,15 @@ run over chunks of CHUNK tokens, flash-attention style: the forward pass uses an
 online softmax for the softmax over N and saves only its inputs and two (B, m)
 statistics; the backward pass recomputes each chunk's probabilities and
 accumulates the gradients chunk by chunk. The temporaries stay in cache and no
-N x m matrix exists, in training or in generation. These two Functions are
+N x m matrix exists, in training or in generation. On CPU the chunks are shared
+out to torch's threads, each running its chunks single-threaded (one
+synchronisation per product instead of one per operation, and balanced when
+another job holds a core); partial results are combined in chunk order, so the
+numbers do not depend on the thread count. These two Functions are
 differentiable once only (no double backward: a gradient penalty through a
 Nyström block raises an error); the full mode, which the critics use with a
-gradient penalty, is plain autograd and supports it.
+gradient penalty, is plain autograd and supports it. Measured against
+lucidrains' ``nystrom-attention`` in benchmarks/bench_attention.py (README).
 """
 
 from __future__ import annotations
@@ -302,8 +307,11 @@ def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def _for_each_chunk(n: int, device: torch.device, body: Callable[[int], T]) -> list[T]:
-    """[body(start) for start in range(0, n, CHUNK)], on CPU spread over torch's threads.
+def _for_each_chunk(n: int, device: torch.device, body: Callable[[slice], T]) -> list[T]:
+    """[body(chunk) for each chunk of the n tokens], in order; on CPU spread over torch's threads.
+
+    Chunks are CHUNK tokens, or a quarter of a smaller map (at least 256 tokens), so that small
+    maps are shared out too; the size depends on n only, never on the thread count.
 
     Each thread takes the next chunk when done with its last and runs every operation of
     it single-threaded: one synchronisation per call instead of one per operation (the
@@ -312,12 +320,13 @@ def _for_each_chunk(n: int, device: torch.device, body: Callable[[int], T]) -> l
     chunks. Results come back in chunk order and are combined in that order by the
     callers, so the numbers do not depend on the number of threads.
     """
-    starts = range(0, n, CHUNK)
-    workers = min(torch.get_num_threads(), len(starts)) if device.type == "cpu" else 1
+    size = min(CHUNK, max(256, -(-n // 4)))
+    chunks = [slice(start, start + size) for start in range(0, n, size)]
+    workers = min(torch.get_num_threads(), len(chunks)) if device.type == "cpu" else 1
     if workers <= 1:
-        return [body(start) for start in starts]
-    results: list = [None] * len(starts)
-    taken = iter(range(len(starts)))
+        return [body(part) for part in chunks]
+    results: list = [None] * len(chunks)
+    taken = iter(range(len(chunks)))
     lock = threading.Lock()
     inference = torch.is_inference_mode_enabled()
 
@@ -328,7 +337,7 @@ def _for_each_chunk(n: int, device: torch.device, body: Callable[[int], T]) -> l
                     index = next(taken, None)
                 if index is None:
                     return
-                results[index] = body(starts[index])
+                results[index] = body(chunks[index])
 
     for future in [_single_threaded_pool(workers).submit(work) for _ in range(workers)]:
         future.result()
@@ -362,13 +371,13 @@ def _average_forward(q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor
     """
     acc = _accumulation_dtype(x.dtype)
 
-    def chunk(start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = k[:, :, start:start + CHUNK].transpose(1, 2) @ q_l  # (B, chunk, m)
+    def chunk(part: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits = k[:, :, part].transpose(1, 2) @ q_l  # (B, chunk, m)
         chunk_max = logits.amax(dim=1, keepdim=True)  # (B, 1, m)
         weights = logits.sub_(chunk_max).exp_()
-        part = (x[:, :, start:start + CHUNK] @ weights).to(acc)  # (B, C, m)
+        average = (x[:, :, part] @ weights).to(acc)  # (B, C, m)
         total = weights.sum(dim=1, keepdim=True).to(acc)  # CPU and CUDA sums of bf16 accumulate in fp32
-        return part, total, chunk_max.to(acc)
+        return average, total, chunk_max.to(acc)
 
     running_max = numerator = denominator = None
     for part, total, chunk_max in _for_each_chunk(k.shape[-1], k.device, chunk):
@@ -429,8 +438,7 @@ class _LandmarkAverage(torch.autograd.Function):
             grad_k = torch.empty_like(k) if need_k else None
             grad_x = torch.empty_like(x) if need_x else None
 
-            def chunk(start: int) -> torch.Tensor | None:
-                part = slice(start, start + CHUNK)
+            def chunk(part: slice) -> torch.Tensor | None:
                 k_c, x_c = k[:, :, part], x[:, :, part]
                 weights = torch.baddbmm(neg_max, k_c.transpose(1, 2), q_l).exp_()  # (B, chunk, m): P * denominator
                 if need_x and residual_grad is not None:  # x's gradient and the residual's in one pass
@@ -455,8 +463,7 @@ def _spread_forward(mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
     out_dtype = residual.dtype if residual is not None else mixed_t.dtype
     out = torch.empty(b, c, n, dtype=out_dtype, device=q.device)
 
-    def chunk(start: int) -> None:
-        part = slice(start, start + CHUNK)
+    def chunk(part: slice) -> None:
         k1 = (q[:, :, part].transpose(1, 2) @ k_l).softmax(dim=-1)  # (B, chunk, m)
         spread = mixed_t @ k1.transpose(1, 2)
         if residual is not None:
@@ -497,8 +504,7 @@ class _Spread(torch.autograd.Function):
             grad = grad_out.to(dtype)
             grad_q = torch.empty_like(q) if need_q else None
 
-            def chunk(start: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-                part = slice(start, start + CHUNK)
+            def chunk(part: slice) -> tuple[torch.Tensor | None, torch.Tensor | None]:
                 q_c, grad_c = q[:, :, part], grad[:, :, part]
                 probs = (q_c.transpose(1, 2) @ k_l).softmax(dim=-1)  # (B, chunk, m)
                 grad_mixed = (grad_c @ probs).to(acc) if need_mixed else None
