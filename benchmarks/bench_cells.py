@@ -31,6 +31,8 @@ PAPER = {"star": "1.41 ± 0.15", "multichannel": "3.72 ± 0.14", "separable": "0
 #: the colour of each protein channel in the pictures (as the plugin's layers: green, cyan...)
 PROTEIN_RGB = ((0.2, 1.0, 0.2), (0.1, 0.9, 1.0), (1.0, 0.9, 0.1))
 ZOOM, GAP, MARGIN = 3, 2, 150
+#: held-out cells (zoo_cell_split) on the picture's cell-cycle path: small, grown, small bud, large bud
+CYCLE_CELLS, CYCLE_STEPS = (24, 19, 8, 32), 4
 
 
 def tile(plane: np.ndarray, colour=(1.0, 1.0, 1.0)) -> np.ndarray:
@@ -61,10 +63,10 @@ def labelled(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
 
 
 def figures(model, test_cells, folder: Path, names) -> None:
-    """Real vs generated cells per protein (bright-field row, protein row), and a 3-keyframe slerp path
-    (the shape and every protein channel per frame)."""
-    from napari_biogan.core.contract import Point
+    """Real vs generated cells per protein (bright-field row, protein row), and a slerp path through four
+    held-out cells found in the model (the real keyframes, then the shape and every protein per frame)."""
     from napari_biogan.core.latent import point_path
+    from napari_biogan.metrics.cells import find_cell
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -77,10 +79,15 @@ def figures(model, test_cells, folder: Path, names) -> None:
             rows.append((f"{what}: bright-field", strip([tile(p[0]) for p in group])))
             rows.append((f"{what}: {name}", strip([tile(p[1], PROTEIN_RGB[c]) for p in group])))
     labelled(rows, folder / "cells-real-vs-generated.png")
-    keys = [Point({"latent": model.latents(1, s)}, {"protein": 0}) for s in (3, 14, 27)]
-    path = point_path(keys, 6, choices=("protein", "green seed"))
+    # a cell-cycle path: held-out real cells (small, grown, small bud, large bud) found in the model
+    keys = [find_cell(model, test_cells.images[i])[1] for i in CYCLE_CELLS]
+    path = point_path(keys, CYCLE_STEPS, choices=("protein", "green seed"))
     cells = model.run(path, precision="fp32")["cell"]  # (frames, 1 + k, Y, X)
-    rows = [("bright-field", strip([tile(cell[0]) for cell in cells]))]
+    real = [test_cells.images[CYCLE_CELLS[f // CYCLE_STEPS], 0] / 255.0 if f % CYCLE_STEPS == 0 else None
+            for f in range(len(cells))]
+    rows = [("real keyframe cells", strip([tile(r) if r is not None else np.full_like(tile(cells[0, 0]), 255)
+                                           for r in real]))]
+    rows += [("bright-field", strip([tile(cell[0]) for cell in cells]))]
     rows += [(name, strip([tile(cell[1 + c], PROTEIN_RGB[c]) for cell in cells])) for c, name in enumerate(names)]
     labelled(rows, folder / "cells-interpolation.png")
     print(f"figures written to {folder}", flush=True)
