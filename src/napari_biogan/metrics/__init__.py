@@ -14,7 +14,69 @@ METRIC_NOTES: dict[str, tuple[str, str]] = {
     "reconstruction_mse": ("Reconstruction MSE", "pixel error of a slice decoded with its own attributes "
                            "(intensities 0..1); lower is closer"),
     "pixel_accuracy": ("Pixel accuracy", "fraction of pixels given their true class; 1 is best"),
+    "recon_l2": ("Reconstruction L2", "median pixel error of held-out real cells found in the model "
+                 "(latent optimisation); lower is closer"),
+    "recon_nll": ("Reconstruction noise NLL", "median negative log-likelihood of the found latents; "
+                  "near the real reference means ordinary latents, far above means the fit is forced"),
+    "nn_l2": ("Nearest training cell L2", "pixel error of the closest training cell: the baseline a "
+              "reconstruction should beat"),
+    "recon_seconds_per_cell": ("Seconds per found cell", "time to find one held-out cell in the model"),
+    "c2st_real_other_protein": ("C2ST, real vs other protein", "the same critic score between real cells "
+                                "of different proteins: what clearly different looks like"),
 }
+
+
+#: segmentation scores: key prefix -> (label, meaning); per class (``f1_interior``) or averaged (``mean_f1``)
+_PIXEL_SCORES = {
+    "f1": ("F1", "harmonic mean of precision and recall of the pixels; 1 is best"),
+    "iou": ("IoU", "overlap of predicted and true pixels over their union; 1 is best"),
+    "precision": ("Precision", "fraction of pixels predicted as the class that are; 1 is best"),
+    "recall": ("Recall", "fraction of the class's pixels that are found; 1 is best"),
+}
+_SEGMENTATION_NOTES = {
+    "accuracy": ("Accuracy", "fraction of pixels given their true class; 1 is best"),
+    "foreground_f1": ("Pixel F1 (foreground vs background)", "F1 of every non-background pixel; 1 is best"),
+    "object_precision": ("Object precision", "fraction of predicted objects matching a true one at IoU > 0.5"),
+    "object_recall": ("Object recall", "fraction of true objects found by one predicted object at IoU > 0.5"),
+    "object_f1": ("Object F1", "F1 of objects matched at IoU > 0.5; 1 is best"),
+    "objects_true": ("Objects (true)", "number of annotated objects"),
+    "objects_predicted": ("Objects (predicted)", "number of predicted objects"),
+}
+
+
+def _segmentation_note(key: str) -> tuple[str, str] | None:
+    """Plain words for segmentation scores, with ``_field_mean`` / ``_field_sd`` over images."""
+    for suffix, words in (("_field_mean", "mean over the images"), ("_field_sd", "spread over the images")):
+        if key.endswith(suffix):
+            base = _segmentation_note(key[:-len(suffix)])
+            return (f"{base[0]}, {words}", base[1]) if base else None
+    if key in _SEGMENTATION_NOTES:
+        return _SEGMENTATION_NOTES[key]
+    name, _, rest = key.partition("_")
+    if name == "mean" and rest in _PIXEL_SCORES:
+        label, meaning = _PIXEL_SCORES[rest]
+        return f"Mean {label} (over classes)", meaning
+    if name in _PIXEL_SCORES and rest:
+        label, meaning = _PIXEL_SCORES[name]
+        return f"{label} ({rest.replace('_', ' ')})", meaning
+    return None
+
+
+def _c2st_note(key: str) -> tuple[str, str] | None:
+    """Plain words for C2ST keys: c2st[_<setting>][_<class>][_std]."""
+    if not key.startswith("c2st") or key == "c2st_setting":
+        return None
+    parts = key.split("_")[1:]
+    std = bool(parts) and parts[-1] == "std"
+    parts = parts[:-1] if std else parts
+    setting = parts.pop(0) if parts and parts[0] in ("quick",) else "paper"
+    label = "C2ST" + (f" ({setting} setting)" if setting != "paper" else "")
+    if parts:
+        label += f", {' '.join(parts)}"
+    if std:
+        return f"{label} spread", "standard deviation over the splits"
+    return label, ("two-sample critic score of generated against held-out real cells (WGAN-GP critic, "
+                   "10 splits); about 0 means indistinguishable, lower is closer")
 
 
 def _attribute_note(key: str) -> tuple[str, str] | None:
@@ -31,7 +93,8 @@ def _attribute_note(key: str) -> tuple[str, str] | None:
 
 def describe_metric(key: str) -> tuple[str, str]:
     """(label, meaning) of a metric key; unknown keys are shown as they are."""
-    return METRIC_NOTES.get(key) or _attribute_note(key) or (key, "")
+    return (METRIC_NOTES.get(key) or _attribute_note(key) or _c2st_note(key) or _segmentation_note(key)
+            or (key, ""))
 
 
 def metric_table(metrics: dict[str, float]) -> list[tuple[str, float, float | None]]:
