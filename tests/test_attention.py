@@ -272,6 +272,30 @@ def test_chunks_on_worker_threads_give_the_same_numbers_as_one_thread():
         assert torch.equal(one, several)
 
 
+def test_nystrom_block_traces_to_torchscript_with_every_chunk():
+    # The BioImage Model Zoo export traces networks without autograd. The tracer records only
+    # the calling thread's operations, so under tracing the chunks run in that thread and the
+    # custom Functions are left out: the trace (checked against a second trace by torch) must
+    # reproduce the module on a map of several chunks.
+    torch.manual_seed(15)
+    module = SelfAttention(16, "nystrom", landmarks=64).requires_grad_(False)
+    with torch.no_grad():
+        module.gamma.fill_(0.7)
+    x = torch.randn(1, 16, 8, 16, 16)  # 2,048 tokens: 4 chunks
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # outside tracing this map would go to worker threads
+        with torch.no_grad():
+            traced = torch.jit.trace(module, x)
+            expected = module(x)
+        other = torch.randn(1, 16, 8, 16, 16)
+        assert torch.allclose(traced(x), expected, atol=1e-6)
+        with torch.no_grad():
+            assert torch.allclose(traced(other), module(other), atol=1e-6)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_nystrom_blocks_refuse_double_backward():
     # Documented: the chunked Functions are differentiable once (generators only); the
     # critics' gradient penalty goes through "full" attention (tested below).

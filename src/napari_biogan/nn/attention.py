@@ -243,7 +243,12 @@ class SelfAttention(nn.Module):
             z = newton_schulz_pinv(k2, self.iterations)
             # fp32: the residual's gradient joins x's gradient inside _LandmarkAverage's backward pass
             link = _ResidualLink() if residual and flat is flat_x else None
-            pooled_x = _LandmarkAverage.apply(q_l, k, flat, link)  # (B, m, C) in acc
+            # the Functions only where autograd may need them: a trace (TorchScript export) must see plain ops
+            functions = torch.is_grad_enabled() and not torch.jit.is_tracing()
+            if functions:
+                pooled_x = _LandmarkAverage.apply(q_l, k, flat, link)  # (B, m, C) in acc
+            else:
+                pooled_x = _average_forward(q_l, k, flat)[0]
             values = pooled_x @ self.value.weight.to(acc).T + self.value.bias.to(acc)  # (B, m, c_v)
             mixed = z @ values  # fp32: Z has large entries of both signs
             extra = None
@@ -254,7 +259,10 @@ class SelfAttention(nn.Module):
                 mixed = mixed * gamma.to(acc)
                 extra = None if extra is None else extra * gamma.to(acc)
             mixed_t = mixed.transpose(1, 2).to(dtype)  # (B, C, m)
-            out = _Spread.apply(mixed_t, q, k_l, flat_x if residual else None, link)  # (B, C, N)
+            if functions:
+                out = _Spread.apply(mixed_t, q, k_l, flat_x if residual else None, link)  # (B, C, N)
+            else:
+                out = _spread_forward(mixed_t, q, k_l, flat_x if residual else None)
             if extra is not None:
                 out = out + extra.to(out.dtype)[:, None]
         return out
@@ -322,7 +330,8 @@ def _for_each_chunk(n: int, device: torch.device, body: Callable[[slice], T]) ->
     """
     size = min(CHUNK, max(256, -(-n // 4)))
     chunks = [slice(start, start + size) for start in range(0, n, size)]
-    workers = min(torch.get_num_threads(), len(chunks)) if device.type == "cpu" else 1
+    # the tracer records this thread's operations only: a trace runs the chunks here, in turn
+    workers = min(torch.get_num_threads(), len(chunks)) if device.type == "cpu" and not torch.jit.is_tracing() else 1
     if workers <= 1:
         return [body(part) for part in chunks]
     results: list = [None] * len(chunks)
