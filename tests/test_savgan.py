@@ -74,7 +74,7 @@ def test_replicate_time_padding_leaves_no_faint_edge_frames():
         return videos.reshape(16, 16, -1).std(-1).mean(0)
 
     old = frame_contrast(time_padding="zeros")
-    new = frame_contrast()
+    new = frame_contrast(time_padding="replicate")
     assert old[[0, -1]].max() < 0.7 * np.median(old)  # the defect, measured
     assert new.min() > 0.85 * np.median(new)  # every frame within 15 % of the typical one
 
@@ -84,7 +84,7 @@ def test_models_saved_before_time_padding_load_with_the_papers_zero_padding():
     config = family.config_from_dict({"frames": 16, "height": 32, "width": 32})
     assert config.time_padding == "zeros"
     assert family.config_from_dict({"time_padding": "replicate"}).time_padding == "replicate"
-    assert family.default_config().time_padding == "replicate"
+    assert family.default_config().time_padding == "zeros"  # the paper's, until replicate is shown to train better
 
 
 def test_3dgan_is_the_same_network_without_attention():

@@ -59,8 +59,9 @@ class SavganConfig:
     variant: str = "savgan"  # a label: "savgan" or "3dgan"
     preset: str = "custom"
     metric_set: str = ""  # "cells" or "digits" (Moving MNIST); "" lets the family decide
-    #: "replicate" (no faint first/last frames) or "zeros" (the paper's; models saved before it existed)
-    time_padding: str = "replicate"
+    #: "zeros" (the paper's) or "replicate" (no frame short of kernel taps; not yet shown to train better,
+    #: see README "The faint first and last frames")
+    time_padding: str = "zeros"
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
