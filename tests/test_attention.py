@@ -272,6 +272,7 @@ def test_chunks_on_worker_threads_give_the_same_numbers_as_one_thread():
         assert torch.equal(one, several)
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 def test_nystrom_block_traces_to_torchscript_with_every_chunk():
     # The BioImage Model Zoo export traces networks without autograd. The tracer records only
     # the calling thread's operations, so under tracing the chunks run in that thread and the

@@ -279,15 +279,17 @@ class SelfAttention(nn.Module):
 CHUNK = 2048  # tokens per chunk: 2048 x 64 landmarks x 4 bytes = 512 KiB per sample, cache-sized (measured)
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 
 
 def _reset_pool_after_fork() -> None:
-    global _pool
-    _pool = None  # a forked child has none of the parent's threads
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0  # a forked child has none of the parent's threads
 
 
-os.register_at_fork(after_in_child=_reset_pool_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_reset_pool_after_fork)
 
 
 def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
@@ -296,9 +298,9 @@ def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
     torch.set_num_threads(1) in a thread of its own sets that thread's OpenMP and MKL thread
     counts; it also sets the default for threads made later, which the caller then restores.
     """
-    global _pool
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers < workers:
+        if _pool is None or _pool_size < workers:
             caller = torch.get_num_threads()
             started = threading.Barrier(workers)
 
@@ -306,7 +308,7 @@ def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
                 torch.set_num_threads(1)
                 started.wait()
 
-            old, _pool = _pool, ThreadPoolExecutor(workers, thread_name_prefix="nystrom")
+            old, _pool, _pool_size = _pool, ThreadPoolExecutor(workers, thread_name_prefix="nystrom"), workers
             for future in [_pool.submit(start) for _ in range(workers)]:
                 future.result()
             torch.set_num_threads(caller)
