@@ -272,6 +272,19 @@ def test_chunks_on_worker_threads_give_the_same_numbers_as_one_thread():
         assert torch.equal(one, several)
 
 
+def test_worker_threads_run_their_operations_single_threaded():
+    # torch sets a thread's count lazily, from the process default, on its first use: the
+    # pool must fix its threads at 1 for good while the caller keeps its own count.
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        pool = attention._single_threaded_pool(2)
+        assert {pool.submit(torch.get_num_threads).result() for _ in range(6)} == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 def test_nystrom_block_traces_to_torchscript_with_every_chunk():
     # The BioImage Model Zoo export traces networks without autograd. The tracer records only

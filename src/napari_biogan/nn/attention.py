@@ -296,7 +296,8 @@ def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
     """``workers`` threads whose torch operations run single-threaded (made once, grown on demand).
 
     torch.set_num_threads(1) in a thread of its own sets that thread's OpenMP and MKL thread
-    counts; it also sets the default for threads made later, which the caller then restores.
+    counts (once torch's lazy per-thread set-up has run there); it also sets the default for
+    threads made later, which the caller then restores.
     """
     global _pool, _pool_size
     with _pool_lock:
@@ -305,6 +306,7 @@ def _single_threaded_pool(workers: int) -> ThreadPoolExecutor:
             started = threading.Barrier(workers)
 
             def start() -> None:  # runs in each new thread; the barrier makes the pool start them all now
+                torch.get_num_threads()  # torch's lazy per-thread set-up first: it would undo the next line later
                 torch.set_num_threads(1)
                 started.wait()
 
@@ -390,16 +392,13 @@ def _average_forward(q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor
         total = weights.sum(dim=1, keepdim=True).to(acc)  # CPU and CUDA sums of bf16 accumulate in fp32
         return average, total, chunk_max.to(acc)
 
-    running_max = numerator = denominator = None
-    for part, total, chunk_max in _for_each_chunk(k.shape[-1], k.device, chunk):
-        if running_max is None:
-            numerator, denominator, running_max = part, total, chunk_max
-            continue
-        new_max = torch.maximum(running_max, chunk_max)
-        old_scale, new_scale = (running_max - new_max).exp_(), (chunk_max - new_max).exp_()
-        numerator = numerator * old_scale + part * new_scale
-        denominator = denominator * old_scale + total * new_scale
-        running_max = new_max
+    parts, totals, maxima = (torch.stack(values) for values in zip(*_for_each_chunk(k.shape[-1], k.device, chunk)))
+    # the chunks' sums rescaled to the overall maximum, in a few batched operations (many tiny ones
+    # are slow where each may wake a thread team)
+    running_max = maxima.amax(dim=0)  # (B, 1, m)
+    scales = (maxima - running_max).exp_()  # (chunks, B, 1, m)
+    numerator = (parts * scales).sum(dim=0)
+    denominator = (totals * scales).sum(dim=0)
     return (numerator / denominator).transpose(1, 2), running_max, denominator
 
 
