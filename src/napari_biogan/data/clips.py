@@ -50,8 +50,10 @@ MAD_FACTOR = 6.0
 
 
 def default_t98g_dir() -> Path:
-    """``<repository>/../shared/data/usiigaci_t98g_phase_timelapse``."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data" / T98G_DIR
+    """``usiigaci_t98g_phase_timelapse`` in the shared data folder (``$NAPARI_BIOGAN_DATA`` or ``../shared/data``)."""
+    from .shared import shared_data_dir
+
+    return shared_data_dir(T98G_DIR)
 
 
 def read_tracks_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:

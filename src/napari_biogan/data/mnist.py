@@ -21,11 +21,12 @@ TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 
 
 def default_mnist_dir() -> Path:
-    """$NAPARI_BIOGAN_MNIST, else ``<repository>/../shared/data/mnist`` (the project's shared data)."""
+    """$NAPARI_BIOGAN_MNIST, else ``mnist`` in the shared data folder (``$NAPARI_BIOGAN_DATA`` or ``../shared/data``)."""
     if os.environ.get("NAPARI_BIOGAN_MNIST"):
         return Path(os.environ["NAPARI_BIOGAN_MNIST"])
-    # src/napari_biogan/data/mnist.py -> parents[3] is the repository root
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data" / "mnist"
+    from .shared import shared_data_dir
+
+    return shared_data_dir("mnist")
 
 
 def _folder(path: str | os.PathLike | None) -> Path:
