@@ -35,6 +35,7 @@ from pathlib import Path
 
 
 from napari_biogan.core.model import GanModel
+from napari_biogan.core.settings import parse_assignments
 from napari_biogan.core.training import Trainer, TrainSettings
 from napari_biogan.core.zoo import ZOO_DIR
 from napari_biogan.data.zoo_clips import MMNIST_TRAIN_CLIPS, zoo_reference_clips, zoo_training_clips
@@ -74,9 +75,10 @@ def build(name: str, args) -> None:
         evaluate(name, path, args.seed)
         return
     if variant == "tganv2":
-        family, config = "tganv2", tganv2_config("cpu-small", metric_set=METRIC_SETS[dataset])
+        family, config = "tganv2", tganv2_config("cpu-small", metric_set=METRIC_SETS[dataset], **args.set)
     else:
-        family, config = "savgan", savgan_config("cpu-small", attention=variant, metric_set=METRIC_SETS[dataset])
+        family, config = "savgan", savgan_config("cpu-small", attention=variant, metric_set=METRIC_SETS[dataset],
+                                                 **args.set)
     clips = zoo_training_clips(dataset, config.frames, args.seed, args.clips)
     model = GanModel.new(family, config=config, seed=args.seed)
     data = model.family.prepare_data(clips, config)
@@ -134,6 +136,9 @@ def main() -> None:
                         help="Moving MNIST training clips (the paper's 2,225)")
     parser.add_argument("--ema-decay", type=float, default=0.0,
                         help="ship an exponential moving average of the generator (e.g. 0.999; 0: the last weights)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config changes for a fresh run, e.g. time_padding=replicate generator_norm=frame "
+                             "time_upsampling=resize (a resumed run keeps its file's config)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--work", default="/tmp/napari-biogan-video-zoo", help="resumable training files")
@@ -141,6 +146,7 @@ def main() -> None:
     parser.add_argument("--out-dir", default=str(ZOO_DIR))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    args.set = parse_assignments(args.set, "config value")
     if args.threads:
         import torch
 

@@ -35,6 +35,12 @@ from .video import VideoFamily
 #: "replicate" leaves no frame short of kernel taps in G_V and weighs edge frames fully in D_V;
 #: "zeros" is the paper's (faint first and last frames)
 TIME_PADDING = ("replicate", "zeros")
+#: G_V's normalisation (nn.blocks.generator_norm): "video" pools each channel over the clip (the
+#: paper's InstanceNorm3d), "frame" normalises every frame on its own (no contrast ramp over time)
+GENERATOR_NORMS = ("video", "frame")
+#: how G_V doubles time (nn.blocks.time_kernel): "transposed" (the paper's k4 s2, even/odd frame
+#: checkerboard) or "resize" (repeat frames, then k3 s1)
+TIME_UPSAMPLINGS = ("transposed", "resize")
 
 ATTENTION_MODES = ("nystrom", "full", "none")
 
@@ -62,12 +68,20 @@ class SavganConfig:
     #: "zeros" (the paper's) or "replicate" (no frame short of kernel taps; not yet shown to train better,
     #: see README "The faint first and last frames")
     time_padding: str = "zeros"
+    generator_norm: str = "video"  # GENERATOR_NORMS; "video" is the paper's
+    time_upsampling: str = "transposed"  # TIME_UPSAMPLINGS; "transposed" is the paper's
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
                             ("widths", "critic_widths"))
         if self.time_padding not in TIME_PADDING:
             raise DataError(f"Unknown time_padding '{self.time_padding}'; choose one of {', '.join(TIME_PADDING)}.")
+        if self.generator_norm not in GENERATOR_NORMS:
+            raise DataError(f"Unknown generator_norm '{self.generator_norm}'; "
+                            f"choose one of {', '.join(GENERATOR_NORMS)}.")
+        if self.time_upsampling not in TIME_UPSAMPLINGS:
+            raise DataError(f"Unknown time_upsampling '{self.time_upsampling}'; "
+                            f"choose one of {', '.join(TIME_UPSAMPLINGS)}.")
         if self.attention not in ATTENTION_MODES:
             raise DataError(f"Unknown attention '{self.attention}'; choose one of {', '.join(ATTENTION_MODES)}.")
         self.widths, self.critic_widths = tuple(self.widths), tuple(self.critic_widths)
@@ -105,8 +119,9 @@ class SavganFamily(VideoFamily):
         return savgan_config(preset, **overrides)
 
     def config_from_dict(self, values):
-        # files saved before time_padding existed were built with the paper's zero padding
-        return super().config_from_dict({"time_padding": "zeros", **values})
+        # files saved before these switches existed were built the paper's way
+        return super().config_from_dict({"time_padding": "zeros", "generator_norm": "video",
+                                         "time_upsampling": "transposed", **values})
 
     def build(self, config):
         from .savgan_nets import build_savgan

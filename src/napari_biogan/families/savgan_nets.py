@@ -14,8 +14,8 @@ from torch import nn
 
 from ..core.errors import DataError
 from ..nn.attention import SelfAttention
-from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, spectral, time_crop, \
-    transposed_in_time
+from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, generator_norm, spectral, \
+    time_crop, time_kernel, transposed_in_time, up_in_time
 
 
 def generator_plan(frames: int, height: int, width: int, levels: int) -> tuple[tuple[int, int, int], int]:
@@ -47,10 +47,10 @@ class VideoGenerator(nn.Module):
         start, time_ups = generator_plan(cfg.frames, cfg.height, cfg.width, levels)
         self.latent_dim = cfg.latent_dim
         self.start = LatentProjection3d(cfg.latent_dim, widths[0], start)  # the paper's ConvT3d k(T0, Y0, X0) from z
-        self.start_norm = nn.InstanceNorm3d(widths[0])
+        self.start_norm = generator_norm(widths[0], cfg.generator_norm)
         self.blocks = nn.ModuleList(
-            UpBlock3d(c_in, c_out, double_time=i < time_ups, spectral_norm=True,
-                      time_padding=cfg.time_padding)
+            UpBlock3d(c_in, c_out, double_time=i < time_ups, spectral_norm=True, time_padding=cfg.time_padding,
+                      norm_kind=cfg.generator_norm, time_upsampling=cfg.time_upsampling)
             for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])))
         first_attended = len(self.blocks) - cfg.attention_blocks
         self.attention = nn.ModuleList(
@@ -58,9 +58,9 @@ class VideoGenerator(nn.Module):
             if cfg.attention != "none" and i >= first_attended else nn.Identity()
             for i, c_out in enumerate(widths[1:]))
         last_doubles_time = levels - 1 < time_ups
-        self.out = nn.ConvTranspose3d(widths[-1], cfg.channels, (4, 4, 4) if last_doubles_time else (3, 4, 4),
-                                      (2 if last_doubles_time else 1, 2, 2), 1)
-        self.out_crop = time_crop(last_doubles_time, cfg.time_padding)
+        kernel_t, stride_t, self.out_resize = time_kernel(last_doubles_time, cfg.time_upsampling)
+        self.out = nn.ConvTranspose3d(widths[-1], cfg.channels, (kernel_t, 4, 4), (stride_t, 2, 2), 1)
+        self.out_crop = time_crop(stride_t == 2, cfg.time_padding)
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The start map (B, C0, T0, Y0, X0): early activations for GANSpace directions."""
@@ -70,7 +70,7 @@ class VideoGenerator(nn.Module):
         x = self.features(z)
         for block, attention in zip(self.blocks, self.attention):
             x = attention(block(x))
-        return torch.tanh(transposed_in_time(self.out, x, self.out_crop))
+        return torch.tanh(transposed_in_time(self.out, up_in_time(x, self.out_resize), self.out_crop))
 
 
 class VideoCritic(nn.Module):

@@ -42,20 +42,63 @@ def transposed_in_time(conv: nn.Module, x: torch.Tensor, crop: int) -> torch.Ten
     return out[:, :, crop:out.shape[2] - crop]
 
 
-class UpBlock3d(nn.Module):
-    """ConvTranspose3d k4 s2 p1 (x2 in Y and X; in T too, or k3 s1 p1 when ``double_time`` is False),
-    then InstanceNorm and ReLU: one SAVGAN generator level. ``time_padding``: see :func:`time_crop`."""
+class FrameNorm(nn.Module):
+    """Instance normalisation of each frame on its own (over Y and X, per channel), no affine.
 
-    def __init__(self, c_in: int, c_out: int, double_time: bool = True, spectral_norm: bool = True,
-                 norm: bool = True, time_padding: str = "zeros"):
-        super().__init__()
-        kernel_t, stride_t = (4, 2) if double_time else (3, 1)
-        self.conv = spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2), 1), spectral_norm)
-        self.norm = nn.InstanceNorm3d(c_out) if norm else nn.Identity()
-        self.crop = time_crop(double_time, time_padding)
+    InstanceNorm3d pools a channel's statistics over the whole clip, so a channel may be strong in
+    late frames and weak in early ones: a contrast ramp over time survives every level. Normalising
+    each frame gives every frame the same feature scale (``generator_norm="frame"``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(transposed_in_time(self.conv, x, self.crop)))
+        mean = x.mean(dim=(3, 4), keepdim=True)
+        var = x.var(dim=(3, 4), keepdim=True, unbiased=False)
+        return (x - mean) * torch.rsqrt(var + 1e-5)
+
+
+def generator_norm(channels: int, kind: str) -> nn.Module:
+    """The generator's normalisation: ``"video"`` (InstanceNorm3d over T, Y, X: the paper's) or ``"frame"``."""
+    if kind == "video":
+        return nn.InstanceNorm3d(channels)
+    if kind == "frame":
+        return FrameNorm()
+    raise ValueError(f"Unknown generator norm '{kind}'; 'video' or 'frame'.")
+
+
+def up_in_time(x: torch.Tensor, resize: bool) -> torch.Tensor:
+    """Each frame repeated twice when ``resize`` (then a k3 stride-1 convolution in time does the rest)."""
+    return x.repeat_interleave(2, dim=2) if resize else x
+
+
+def time_kernel(double_time: bool, time_upsampling: str) -> tuple[int, int, bool]:
+    """(kernel, stride, resize) in time of one generator level.
+
+    ``"transposed"`` (the paper's): a k4 stride-2 transposed convolution doubles time; its taps
+    alternate between even and odd output frames (a checkerboard in time). ``"resize"``: frames
+    are repeated, then a k3 stride-1 convolution: every output frame gets the same taps.
+    """
+    if time_upsampling not in ("transposed", "resize"):
+        raise ValueError(f"Unknown time up-sampling '{time_upsampling}'; 'transposed' or 'resize'.")
+    if not double_time:
+        return 3, 1, False
+    return (3, 1, True) if time_upsampling == "resize" else (4, 2, False)
+
+
+class UpBlock3d(nn.Module):
+    """ConvTranspose3d k4 s2 p1 (x2 in Y and X; in T too, or k3 s1 p1 when ``double_time`` is False),
+    then InstanceNorm and ReLU: one SAVGAN generator level. ``time_padding``: see :func:`time_crop`;
+    ``norm_kind``: see :func:`generator_norm`; ``time_upsampling``: see :func:`time_kernel`."""
+
+    def __init__(self, c_in: int, c_out: int, double_time: bool = True, spectral_norm: bool = True,
+                 norm: bool = True, time_padding: str = "zeros", norm_kind: str = "video",
+                 time_upsampling: str = "transposed"):
+        super().__init__()
+        kernel_t, stride_t, self.resize = time_kernel(double_time, time_upsampling)
+        self.conv = spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2), 1), spectral_norm)
+        self.norm = generator_norm(c_out, norm_kind) if norm else nn.Identity()
+        self.crop = time_crop(stride_t == 2, time_padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.norm(transposed_in_time(self.conv, up_in_time(x, self.resize), self.crop)))
 
 
 class DownConv3d(nn.Module):
