@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLineEd
                             QVBoxLayout, QWidget)
 
 from ..core.errors import BioGanError
+from .layer_axes import INSERTED_KEY, inserted_axes, layer_array, prepare_new, replace_array, watch
 from .session import ModelSession, session_for
 
 _log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class SessionWidget(QWidget):
         self.session: ModelSession = session_for(napari_viewer)
         self.session.attach(self)
         self.session.model_changed.connect(self._on_model_changed)
+        watch(napari_viewer)  # readers' layers too: a 2D stack beside a video keeps off the T slider
         self.workers: list = []  # running workers, so tests and closing can wait for them
         session, uid, slot = self.session, id(self), self._on_model_changed
         # Qt deletes the widget with the viewer; forget it then (no reference to self kept here)
@@ -297,28 +299,36 @@ def _disconnect_layers(events, slot) -> None:
 
 
 def add_layers(viewer, layer_data: Sequence[tuple], replace: bool = False, in_place: bool = False) -> list:
-    """Add (data, kwargs, "image" | "labels") tuples to ``viewer``.
+    """Add (data, kwargs, "image" | "labels") tuples to ``viewer``: the one place our layers are made.
 
     ``replace``: a layer of the same name gets the new data instead of a new layer being added.
     ``in_place``: and when shape and dtype match, its array is overwritten in place and the
     layer refreshed, which skips napari's dims update (live sliders: ~1 ms instead of ~3).
+    Beside a video, a stack of 2D samples gets length-1 axes where the video has T
+    (:mod:`.layer_axes`), so it does not follow the T slider; shapes here are the layers' own.
     """
+    watch(viewer)
     layers = []
     for data, kwargs, kind in layer_data:
         name = kwargs.get("name")
         layer_class = Labels if kind == "labels" else Image
         if replace and name in viewer.layers:
             layer = viewer.layers[name]
-            if type(layer) is layer_class and layer.data.shape == data.shape:
-                layer.metadata = kwargs.get("metadata", {})
-                if in_place and isinstance(layer.data, np.ndarray) and layer.data.dtype == data.dtype \
-                        and layer.data.flags.writeable:
-                    layer.data[...] = data
+            own = layer_array(layer)
+            if type(layer) is layer_class and own.shape == data.shape:
+                inserted = inserted_axes(layer)
+                metadata = dict(kwargs.get("metadata", {}))
+                if inserted:  # the layer keeps its inserted axes (and says so)
+                    metadata[INSERTED_KEY] = list(inserted)
+                layer.metadata = metadata
+                if in_place and isinstance(own, np.ndarray) and own.dtype == data.dtype and own.flags.writeable:
+                    own[...] = data  # a view: this writes into the layer's (maybe padded) array
                     layer.refresh()
                 else:
-                    layer.data = data
+                    replace_array(layer, data)
                 layers.append(layer)
                 continue
             viewer.layers.remove(layer)
+        data, kwargs = prepare_new(viewer, data, kwargs)
         layers.append(viewer.add_labels(data, **kwargs) if kind == "labels" else viewer.add_image(data, **kwargs))
     return layers

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit,
 from ._common import (ImageLayerPicker, OpenFramesButton, PathRow, ProgressTask, SessionWidget, add_layers,
                       disconnect)
 from .crops_cells import CellCropsBox
+from .layer_axes import layer_array
 
 CLIPS, CELLS = "clips", "cells"
 MODE_TITLES = {CLIPS: "Clips around moving cells (time-lapse)", CELLS: "Single cells (multi-channel field)"}
@@ -167,7 +168,7 @@ class ClipsWidget(SessionWidget):
         self.find_button.setEnabled(False)
         self._bar = ProgressTask(None, f"Finding moving cells in {layer.name}")
         settings = {"size": size, "downscale": self.downscale_spin.value(), "source": layer.name}
-        self.run_worker(find_clips, np.asarray(layer.data), size, self.downscale_spin.value(),
+        self.run_worker(find_clips, np.asarray(layer_array(layer)), size, self.downscale_spin.value(),
                         self.max_spin.value() or None, tracks, self.stride_spin.value() or None,
                         action="Finding clips",
                         on_return=lambda result: self._show(result, settings), on_done=self._done,

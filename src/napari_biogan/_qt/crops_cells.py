@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (QComboBox, QFormLayout, QListWidget, QListWidgetItem
 from ..core.errors import BioGanError, DataError
 from ..core.export import PROVENANCE_KEY
 from ._common import ImageLayerPicker, LabelsLayerPicker, LayerPicker, PathRow, add_layers, disconnect, report_error
+from .layer_axes import layer_array
 
 POINTS, LABELS, TABLE, DETECT = "points", "labels", "table", "detect"
 CENTRE_TITLES = {POINTS: "Points layer", LABELS: "Labels layer", TABLE: "CSV table (y, x)", DETECT: "Detect cells"}
@@ -146,16 +147,17 @@ class CellCropsBox(QWidget):
             raise DataError("Open a field first: its shape channel (bright-field) and protein channels as image "
                             "layers.")
         proteins = [viewer.layers[n] for n in self.protein_names() if n in viewer.layers and n != shape.name]
-        data = np.asarray(shape.data)
+        data = np.asarray(layer_array(shape))
         if not proteins and data.ndim == 3 and 2 <= data.shape[0] <= 8:  # one (C, Y, X) layer
             return [np.array(p) for p in data], [shape.name] + [f"protein {i}" for i in range(1, len(data))], \
                 [shape] * len(data)
         if not proteins:
             raise DataError("Tick the protein channel layers of the field (or pick one (C, Y, X) layer).")
         layers = [shape] + proteins
-        if any(np.ndim(layer.data) != 2 or layer.data.shape != shape.data.shape for layer in layers):
+        arrays = [np.array(layer_array(layer)) for layer in layers]
+        if any(a.ndim != 2 or a.shape != data.shape for a in arrays):
             raise DataError("The shape and protein layers must be 2D fields of the same size.")
-        return [np.array(layer.data) for layer in layers], [layer.name for layer in layers], layers
+        return arrays, [layer.name for layer in layers], layers
 
     def crop(self) -> None:
         """Read the layers and the centres here; crop (and save) in a worker."""
@@ -174,7 +176,7 @@ class CellCropsBox(QWidget):
                 labels = self.labels_picker.layer()
                 if labels is None:
                     raise DataError("Choose the Labels layer of the cells, or another centre source.")
-                where = np.array(labels.data)
+                where = np.array(layer_array(labels))
             elif how == TABLE:
                 where = self.table_row.path()
                 if not where:

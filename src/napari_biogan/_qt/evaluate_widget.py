@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHeaderView, QL
                             QTableWidget, QTableWidgetItem, QWidget)
 
 from ._common import ImageLayerPicker, LabelsLayerPicker, PathRow, ProgressTask, SessionWidget
+from .layer_axes import layer_array
 
 
 def evaluate_model(model, sources, n: int, seed: int, metric_set: str | None) -> dict[str, float]:
@@ -142,14 +143,14 @@ class EvaluateWidget(SessionWidget):
         if model is None or layer is None:
             report_error(DataError("Choose a model and a layer of real data to compare with."), "Evaluating")
             return
-        sources = {"image": np.asarray(layer.data)}
+        sources = {"image": np.asarray(layer_array(layer))}
         labels_name = self._labels_input(model)
         if labels_name is not None:
             labels = self.labels_picker.layer()
             if labels is None:
                 report_error(DataError(f"Choose a Labels layer with the real data's '{labels_name}'."), "Evaluating")
                 return
-            sources[labels_name] = np.asarray(labels.data)
+            sources[labels_name] = np.asarray(layer_array(labels))
         record = {"data": f"napari layer '{layer.name}'"}
         attributes = self._input(model, "attributes")
         if attributes is not None:

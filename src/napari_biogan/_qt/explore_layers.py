@@ -18,6 +18,7 @@ from ..core.errors import DataError
 from ..core.export import PROVENANCE_KEY
 from ._common import add_layers
 from .explore_work import sample_index, unit_range
+from .layer_axes import layer_array, own_axes
 
 
 def fit_image(viewer, layer, model) -> tuple[np.ndarray, dict[str, Any], list[str]]:
@@ -27,17 +28,17 @@ def fit_image(viewer, layer, model) -> tuple[np.ndarray, dict[str, Any], list[st
     ndim = len(model.family.sample_axes)
     if len(channels) == 1:
         index = sample_index(viewer, layer, ndim)
-        image = unit_range(np.asarray(layer.data[index], dtype=np.float32), layer.contrast_limits)
+        image = unit_range(np.asarray(layer_array(layer)[index], dtype=np.float32), layer.contrast_limits)
         return image, {"fitted_to": layer.name, "index": list(index)}, []
     if _channel_axis(layer, ndim, len(channels)):
         index = sample_index(viewer, layer, ndim + 1)
-        image = unit_range(np.asarray(layer.data[index], dtype=np.float32), layer.contrast_limits)
+        image = unit_range(np.asarray(layer_array(layer)[index], dtype=np.float32), layer.contrast_limits)
         return image, {"fitted_to": layer.name, "index": list(index)}, []
     found = channel_layers(viewer, layer, channels)
     index = sample_index(viewer, layer, ndim)
-    image = np.zeros((len(channels), *layer.data.shape[layer.ndim - ndim:]), np.float32)
+    image = np.zeros((len(channels), *layer_array(layer).shape[-ndim:]), np.float32)
     for c, member in found.items():
-        image[c] = unit_range(np.asarray(member.data[index], dtype=np.float32), member.contrast_limits)
+        image[c] = unit_range(np.asarray(layer_array(member)[index], dtype=np.float32), member.contrast_limits)
     empty = [name for c, name in enumerate(channels) if c not in found]
     origin = {"fitted_to": ", ".join(found[c].name for c in sorted(found)), "index": list(index)}
     if empty:
@@ -56,7 +57,7 @@ def channel_layers(viewer, layer, channels: list[str]) -> dict[int, Any]:
     found = {own: layer}
     for candidate in viewer.layers:
         if candidate is layer or getattr(candidate, "_type_string", "") != "image" or candidate.rgb \
-                or tuple(candidate.data.shape) != tuple(layer.data.shape):
+                or tuple(layer_array(candidate).shape) != tuple(layer_array(layer).shape):
             continue
         c = _channel_of(candidate, channels)
         if c is not None and c not in found and _prefix(candidate.name, channels[c]) == prefix:
@@ -83,14 +84,13 @@ def _prefix(name: str, channel: str) -> str:
 def _channel_axis(layer, ndim: int, count: int) -> bool:
     """Whether the axis before the sample axes holds the channels: labelled "C", or, on a layer of one
     sample with no axis names of ours, as many planes as the model has channels."""
-    if layer.ndim < ndim + 1 or getattr(layer, "rgb", False):
+    shape = layer_array(layer).shape  # the layer's own axes (none inserted beside a video)
+    if len(shape) < ndim + 1 or getattr(layer, "rgb", False):
         return False
-    ours = str(((layer.metadata or {}).get(PROVENANCE_KEY) or {}).get("axes", "")).upper()
-    labels = [str(a).upper() for a in (getattr(layer, "axis_labels", None) or ())]
-    axes = ours if len(ours) == layer.ndim else ("".join(labels) if all(len(a) == 1 for a in labels) else "")
+    axes = own_axes(layer)
     if axes:
-        return axes[layer.ndim - ndim - 1] == "C" and layer.data.shape[layer.ndim - ndim - 1] == count
-    return layer.ndim == ndim + 1 and layer.data.shape[0] == count
+        return axes[len(shape) - ndim - 1] == "C" and shape[len(shape) - ndim - 1] == count
+    return len(shape) == ndim + 1 and shape[0] == count
 
 
 # -- placing the explore layers -------------------------------------------------------------------------

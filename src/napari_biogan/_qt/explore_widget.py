@@ -25,6 +25,7 @@ from ..core.render import LatestOnlyRenderer
 from ._common import PRECISIONS, ImageLayerPicker, ProgressTask, SessionWidget, disconnect, report_error
 from .controls import ControlWidget, DirectionSliders, KeyframeList
 from .explore_layers import add_shown, fit_image, keep_on_top
+from .layer_axes import layer_array
 from .explore_work import (DEFAULT_DIRECTIONS, INTERPOLATION, LAYER_NAME, MAX_DIRECTIONS, PATH_BATCH,  # noqa: F401
                            PATH_LAYER_NAME, ExploreRequest, compute_directions, encode_sample, fit_sample,
                            load_default_model, path_layers, render_path, render_request, sample_index)
@@ -288,7 +289,7 @@ class ExploreWidget(SessionWidget):
         if key in self._encoding:
             return
         self._encoding.add(key)
-        sample = np.array(layer.data[index], dtype=np.float32)  # a copy: the layer may change meanwhile
+        sample = np.array(layer_array(layer)[index], dtype=np.float32)  # a copy: the layer may change meanwhile
         self.status.setText(f"Encoding '{layer.name}'" + "".join(f" #{i}" for i in index) + "...")
         self.run_worker(encode_sample, model, self._image_input, sample, key, action="Encoding the source",
                         on_return=self._encoded_ready, on_error=lambda err, k=key: self._encoding.discard(k))

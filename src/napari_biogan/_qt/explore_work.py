@@ -17,6 +17,7 @@ from ..core.contract import Point
 from ..core.errors import DataError
 from ..core.render import match_torch_threads
 from ..core.zoo import load_default_model  # noqa: F401  (the widget loads it through here)
+from .layer_axes import data_point, layer_array
 
 MAX_DIRECTIONS = 12  # directions computed per model; the widget shows the first k
 DEFAULT_DIRECTIONS = 5
@@ -98,12 +99,12 @@ def sample_index(viewer, layer, sample_ndim: int) -> tuple[int, ...]:
     (the first sample where the viewer is outside the layer); () for a layer that is one sample."""
     if getattr(layer, "rgb", False):
         raise DataError(f"The layer '{layer.name}' is RGB; split its colours into separate layers first.")
-    shape = layer.data.shape
+    shape = layer_array(layer).shape  # the layer's own axes: not those inserted to line it up with a video
     lead = len(shape) - sample_ndim
     if lead < 0:
         raise DataError(f"The layer '{layer.name}' has {len(shape)} axes but one sample of this model has "
                         f"{sample_ndim}.")
-    coords = layer.world_to_data(viewer.dims.point)[:lead]
+    coords = data_point(layer, viewer.dims.point)[:lead]
     index = [int(round(float(c))) for c in coords]
     return tuple(i if 0 <= i < n else 0 for i, n in zip(index, shape[:lead]))
 

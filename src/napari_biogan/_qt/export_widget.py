@@ -12,16 +12,18 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QPushButto
 from ..core.export import DTYPES
 from ._common import PathRow, ProgressTask, SessionWidget, notify, report_error
 from .generate_widget import ControlsGroup, run_model, spin
+from .layer_axes import layer_array, own_axis_labels, own_metadata
 
 
 def layer_tuple(layer) -> tuple[Any, dict[str, Any], str]:
     """A napari Image or Labels layer as (data, meta, kind), the form the npe2 writer receives (data copied)."""
     # a copy: the file is written on another thread while the layer may change (Explore updates in place)
-    meta = {"name": layer.name, "metadata": dict(layer.metadata), "axis_labels": tuple(layer.axis_labels)}
+    # the layer's own array and axes: axes inserted to line it up with a video are not written
+    meta = {"name": layer.name, "metadata": own_metadata(layer), "axis_labels": own_axis_labels(layer)}
     if isinstance(layer, Labels):
-        return np.array(layer.data), meta, "labels"
+        return np.array(layer_array(layer)), meta, "labels"
     meta.update(rgb=bool(layer.rgb), colormap=getattr(layer.colormap, "name", "gray"))
-    return np.array(layer.data), meta, "image"
+    return np.array(layer_array(layer)), meta, "image"
 
 
 def write_stack(path: str, stack: np.ndarray, axes: str, provenance: dict[str, Any], dtype: str,

@@ -19,6 +19,7 @@ from ._common import (PRECISIONS, ImageLayerPicker, LabelsLayerPicker, ProgressT
                       report_error)
 from ..core.zoo import load_default_model
 from .controls import ControlWidget
+from .layer_axes import layer_array
 
 CHUNK = 16  # samples per step of the progress bar (and per forward pass)
 DEFAULT_OVERLAP = 32
@@ -122,7 +123,8 @@ def layer_samples(layer, kind: str, sample_axes: tuple[str, ...]) -> np.ndarray:
     from ..core.contract import LABELS
     from ..core.errors import DataError
 
-    data = np.asarray(layer.data[0] if getattr(layer, "multiscale", False) else layer.data)
+    data = np.asarray(layer.data[0] if getattr(layer, "multiscale", False) else layer_array(layer))
+    given = data.ndim
     k = len(sample_axes)
     axes = "".join(sample_axes)
     if kind == LABELS:
@@ -138,7 +140,7 @@ def layer_samples(layer, kind: str, sample_axes: tuple[str, ...]) -> np.ndarray:
         data = data[np.newaxis] if data.ndim == k else data
         data = data[:, np.newaxis] if data.ndim == k + 1 else data
     if data.ndim != k + 2:
-        raise DataError(f"'{layer.name}' has {np.ndim(layer.data)} axes; this model runs on {axes} images "
+        raise DataError(f"'{layer.name}' has {given} axes; this model runs on {axes} images "
                         f"(one sample) or stacks of them (N{axes}).")
     return data.astype(np.float32)
 

@@ -12,6 +12,7 @@ from qtpy.QtWidgets import (QButtonGroup, QFileDialog, QGridLayout, QLabel, QPus
                             QSizePolicy, QWidget)
 
 from ._common import ImageLayerPicker, LabelsLayerPicker, PathRow
+from .layer_axes import layer_array
 
 _LINE_COLORS = ("#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 _CHANNEL_RGB = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "magenta": (1, 0, 1),
@@ -120,7 +121,7 @@ class InputRow(QWidget):
                 kind = "a Labels layer" if spec.kind == "labels" else "an image layer"
                 raise DataError(f"Choose {kind} for '{spec.name}' ({spec.help or spec.kind}), "
                                 f"or a {self.from_files.text()}.")
-            data = np.array(layer.data, copy=True)  # the worker trains on a snapshot, not the live layer
+            data = np.array(layer_array(layer), copy=True)  # the worker trains on a snapshot, not the live layer
             return data, f"{spec.name}: napari layer '{layer.name}' {data.shape}"
         if self.path_row is not None:
             path = self.path_row.path()
