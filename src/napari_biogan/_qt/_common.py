@@ -186,10 +186,11 @@ class LayerPicker(QComboBox):
 
     layer_type: type = Image
 
-    def __init__(self, viewer, parent=None, layer_type: type | None = None):
+    def __init__(self, viewer, parent=None, layer_type: type | None = None, none_text: str | None = None):
         super().__init__(parent)
         compact(self)
         self.viewer = viewer
+        self.none_text = none_text  # an optional choice: this first entry picks no layer
         if layer_type is not None:
             self.layer_type = layer_type
         events = viewer.layers.events
@@ -202,6 +203,8 @@ class LayerPicker(QComboBox):
     def refresh(self, *_) -> None:
         current = self.currentText()
         names = [layer.name for layer in self.viewer.layers if isinstance(layer, self.layer_type)]
+        if self.none_text is not None:
+            names.insert(0, self.none_text)
         self.blockSignals(True)
         self.clear()
         self.addItems(names)
@@ -211,6 +214,8 @@ class LayerPicker(QComboBox):
 
     def layer(self):
         name = self.currentText()
+        if self.none_text is not None and self.currentIndex() == 0:
+            return None
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
 

@@ -20,6 +20,7 @@ from ._common import (PRECISIONS, ImageLayerPicker, LabelsLayerPicker, ProgressT
 from ..core.zoo import load_default_model
 from .controls import ControlWidget
 from .layer_axes import layer_array
+from .montage_box import MontageBox
 
 CHUNK = 16  # samples per step of the progress bar (and per forward pass)
 DEFAULT_OVERLAP = 32
@@ -230,6 +231,8 @@ class GenerateWidget(SessionWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.layout().addWidget(self.status)
+        self.montage_box = MontageBox(self.viewer)  # the samples in one grid, or beside real ones
+        self.layout().addWidget(self.montage_box)
         self._task: ProgressTask | None = None
         #: layers added by the last generation (tests, scripts)
         self.last_layers: list = []
@@ -325,6 +328,7 @@ class GenerateWidget(SessionWidget):
                                name=name, provenance=record)
         self.last_layers = add_layers(self.viewer, layers)
         show_first_sample(self.viewer, self.last_layers)
+        self.montage_box.follow(self.last_layers[0] if self.last_layers else None)
         self.status.setText(f"{n} sample{'s' if n != 1 else ''}: {name}.")
 
     def _done(self) -> None:

@@ -65,6 +65,16 @@ def run_training(job: TrainJob):
     return last
 
 
+def estimate_job(job: TrainJob):
+    """Worker: :func:`~napari_biogan.core.estimate.estimate_training` of the job (a throwaway run)."""
+    from ..core.estimate import estimate_training
+    from ..core.render import match_torch_threads
+
+    match_torch_threads()  # the same threads as the training worker: the same speed
+    return estimate_training(job.family, job.sources, job.settings, config_overrides=job.config_overrides,
+                             resume=job.resume or None, device=job.device)
+
+
 class TrainWorker(GeneratorWorker):
     """A generator worker whose quit() is a Cancel: napari's activity-dock cancel and closing
     the viewer stop training at the next step WITH a checkpoint, instead of dropping the run."""
@@ -153,6 +163,18 @@ class TrainWidget(SessionWidget):
         for button in (self.start_button, self.cancel_button, self.use_button):
             buttons.addWidget(button)
         self.layout().addLayout(buttons)
+        estimate_row = QHBoxLayout()
+        self.estimate_button = QPushButton("Estimate time")
+        self.estimate_button.setToolTip("Time a few real training steps of these settings on this device (in the "
+                                        "background; nothing is written), then say how long the run would take")
+        self.estimate_button.clicked.connect(self.estimate)
+        estimate_row.addWidget(self.estimate_button)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setWordWrap(True)
+        estimate_row.addWidget(self.estimate_label, 1)
+        self.layout().addLayout(estimate_row)
+        #: the last :class:`~napari_biogan.core.estimate.TrainEstimate` (tests, scripts)
+        self.last_estimate = None
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.layout().addWidget(self.status)
@@ -196,13 +218,14 @@ class TrainWidget(SessionWidget):
             self.output_row.set_path(user_model_dir() / f"{self.family_name or 'model'}-trained.safetensors")
 
     # -- starting and stopping ----------------------------------------------------------------
-    def make_job(self) -> TrainJob:
+    def make_job(self, for_estimate: bool = False) -> TrainJob:
         """The job the current settings describe (main thread).
 
         Everything that can be checked without loading data is checked here, with the
         core's own functions, so bad text or an existing output is refused before a
         worker starts: the key=value text, the hyper-parameter and config names and
-        types, and the output file. Raises a BioGanError with one sentence.
+        types, and the output file (not ``for_estimate``: an estimate writes nothing).
+        Raises a BioGanError with one sentence.
         """
         from ..core.errors import DataError
         from ..core.registry import get_family
@@ -229,11 +252,12 @@ class TrainWidget(SessionWidget):
         else:
             make_config(family, overrides)  # names and types, before any data is loaded
         output = self.output_row.path() or resume
-        if not output:
+        if not output and not for_estimate:
             raise DataError("Choose an output model file.")
-        in_place = bool(resume) and Path(resume).resolve() == Path(output).resolve()
-        check_output(output, self.overwrite_check.isChecked() or in_place)
-        settings = TrainSettings(steps=self.steps_spin.value(), seed=self.seed_spin.value(), output=output,
+        if not for_estimate:
+            in_place = bool(resume) and Path(resume).resolve() == Path(output).resolve()
+            check_output(output, self.overwrite_check.isChecked() or in_place)
+        settings = TrainSettings(steps=self.steps_spin.value(), seed=self.seed_spin.value(), output=output or None,
                                  overwrite=self.overwrite_check.isChecked(),
                                  checkpoint_every=self.checkpoint_spin.value(),
                                  preview_every=self.preview_spin.value(), hparams=hparams,
@@ -254,12 +278,33 @@ class TrainWidget(SessionWidget):
         self.loss_plot.clear()
         self.use_button.setEnabled(False)
         self.start_button.setEnabled(False)
+        self.estimate_button.setEnabled(False)  # timing steps beside a run would slow both and mislead
         self.cancel_button.setEnabled(True)
         self.status.setText("Preparing the data...")
         self.task = ProgressTask(job.settings.steps, f"Training {job.family}: preparing the data")
         self.run_worker(run_training, job, action="Training", on_yield=self._on_event, on_error=self._on_error,
                         on_done=self._done, _worker_class=TrainWorker,
                         configure=lambda worker: setattr(worker, "job", job))
+
+    def estimate(self) -> None:
+        """Time a few steps of the run the fields describe, in a worker; the answer goes under the button."""
+        try:
+            job = self.make_job(for_estimate=True)
+        except Exception as err:  # noqa: BLE001  (anything from reading the layers: one sentence)
+            self.estimate_label.setText(report_error(err, "Estimating the training time"))
+            return
+        self.estimate_button.setEnabled(False)
+        self.estimate_label.setText("Timing a few training steps...")
+        steps, preview_every = job.settings.steps, job.settings.preview_every
+        self.run_worker(estimate_job, job, action="Estimating the training time",
+                        on_return=lambda estimate: self._estimated(estimate, steps, preview_every),
+                        on_error=lambda err: self.estimate_label.setText(str(err)),
+                        on_done=lambda: self.estimate_button.setEnabled(True))
+
+    def _estimated(self, estimate, steps: int, preview_every: int) -> None:
+        self.last_estimate = estimate
+        text = estimate.describe(steps, preview_every)
+        self.estimate_label.setText(text[:1].upper() + text[1:])
 
     def cancel(self) -> None:
         """Stop at the next step; the checkpoint is kept (and offered for Resume)."""
@@ -327,6 +372,7 @@ class TrainWidget(SessionWidget):
         if trainer is not None:
             trainer.model.release()  # the widget keeps the file, not the training copy
         self.start_button.setEnabled(True)
+        self.estimate_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
     def use_trained_model(self) -> None:
