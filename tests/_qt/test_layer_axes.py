@@ -46,7 +46,9 @@ def _stack_and_video(make_napari_viewer, wait_workers, video_first: bool):
     image_model, video_model = _image_model(), _video_model()
     if video_first:
         video = _generate(widget, wait_workers, video_model, 3, 5)
+        viewer.dims.set_point(1, 3)
         stack = _generate(widget, wait_workers, image_model, N, 3)
+        assert viewer.dims.point[1] == 3  # the new stack's first sample is shown; the video's frame stays
     else:
         stack = _generate(widget, wait_workers, image_model, N, 3)
         video = _generate(widget, wait_workers, video_model, 3, 5)

@@ -19,7 +19,7 @@ from ._common import (PRECISIONS, ImageLayerPicker, LabelsLayerPicker, ProgressT
                       report_error)
 from ..core.zoo import load_default_model
 from .controls import ControlWidget
-from .layer_axes import layer_array
+from .layer_axes import inserted_axes, layer_array
 from .montage_box import MontageBox
 
 CHUNK = 16  # samples per step of the progress bar (and per forward pass)
@@ -153,7 +153,8 @@ def show_first_sample(viewer, layers) -> None:
     layer = layers[0]
     offset = viewer.dims.ndim - layer.ndim  # napari aligns layers by their trailing axes
     low = layer.extent.world[0]
-    axes = [i for i in range(layer.ndim) if offset + i not in viewer.dims.displayed]
+    inserted = inserted_axes(layer)  # a 2D stack's length-1 T beside a video: the video's frame stays
+    axes = [i for i in range(layer.ndim) if offset + i not in viewer.dims.displayed and i not in inserted]
     if axes:
         viewer.dims.set_point([offset + i for i in axes], [float(low[i]) for i in axes])
 
