@@ -168,6 +168,7 @@ def prepare_new(viewer, data, kwargs: dict[str, Any]) -> tuple[Any, dict[str, An
 
 
 def _letters(axes: str, video: str, want: tuple[int, ...]) -> list[str]:
+    """The names of the inserted axes: the video's, from its T on (``axes`` has none of them)."""
     t = video.index("T")
     return list(video[t:t + len(want)])
 
@@ -240,7 +241,7 @@ def set_inserted(layer, want: tuple[int, ...], letters: list[str], scale: float 
 
 
 def replace_array(layer, data) -> None:
-    """New data for ``layer`` (same own shape or not), padded like its current data."""
+    """New data of the same own shape for ``layer``, padded like its current data."""
     layer.data = padded(data, inserted_axes(layer))
 
 
