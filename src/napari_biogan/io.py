@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .core.errors import DataError
-from .core.export import LABELS_DTYPE, PROVENANCE_KEY, read_provenance, write_tiff
+from .core.export import INSERTED_AXES_KEY, LABELS_DTYPE, PROVENANCE_KEY, read_provenance, write_tiff
 
 LayerData = tuple[Any, dict[str, Any], str]
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -107,9 +107,22 @@ def layer_axes(data: np.ndarray, meta: dict[str, Any]) -> str:
     return guesses[ndim]
 
 
+def own_data(data: Any, meta: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """A layer's data and meta without the length-1 axes the plugin inserted to line it up with a
+    video (``INSERTED_AXES_KEY``), so a file holds the stack as it was generated."""
+    data = np.asarray(data)
+    inserted = tuple(int(i) for i in (meta.get("metadata") or {}).get(INSERTED_AXES_KEY) or ())
+    inserted = tuple(i for i in inserted if 0 <= i < data.ndim and data.shape[i] == 1)
+    if not inserted:
+        return data, meta
+    labels = meta.get("axis_labels")
+    meta = {**meta, "axis_labels": tuple(a for i, a in enumerate(labels) if i not in inserted)} if labels else meta
+    return np.squeeze(data, axis=inserted), meta
+
+
 def stack_layers(layer_data: Sequence[LayerData]) -> tuple[np.ndarray, str, dict[str, Any]]:
     """Image layers of one shape -> (array, axes, provenance); several layers become channels."""
-    images = [(np.asarray(d), m) for d, m, kind in layer_data if kind == "image"]
+    images = [own_data(d, m) for d, m, kind in layer_data if kind == "image"]
     if not images:
         raise DataError("There is no image layer to save.")
     arrays, axes_list, names, provs = [], [], [], []
@@ -148,7 +161,7 @@ def _colormap_name(meta: dict[str, Any]) -> str:
 
 def labels_stack(data: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, str, dict[str, Any]]:
     """A Labels layer -> (integer array, axes, provenance) for :func:`core.export.write_tiff` "labels"."""
-    data = np.asarray(data)
+    data, meta = own_data(data, meta)
     axes = layer_axes(data, meta)
     if "C" in axes:
         raise DataError("A Labels layer with a channel axis cannot be saved; labels have no channels.")

@@ -121,6 +121,25 @@ def test_export_of_a_padded_stack_writes_the_file_it_wrote_before(make_napari_vi
     np.testing.assert_array_equal(layer_array(opened), plain)
 
 
+def test_save_layers_writes_a_padded_stack_without_its_inserted_axis(make_napari_viewer, wait_workers, tmp_path):
+    """Regression: File > Save Layers (the npe2 writer) got the padded (N, 1, Y, X) data and wrote a
+    one-frame video; it must write the generated (N, Y, X) stack."""
+    from napari_biogan.io import read_tiff, write_layers
+
+    viewer = make_napari_viewer()
+    widget = GenerateWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    image_model = _image_model()
+    stack = _generate(widget, wait_workers, image_model, N, 3)
+    _generate(widget, wait_workers, _video_model(), 2, 5)
+    assert stack.data.shape == (N, 1, SIZE, SIZE)
+    data, meta, kind = stack.as_layer_data_tuple()
+    path = write_layers(str(tmp_path / "saved.tif"), [(data, meta, kind)])[0]
+    assert read_provenance(path)["axes_in"] == "CNYX"
+    (reread, _, _), = read_tiff(path)
+    np.testing.assert_array_equal(reread, image_model.sample(N, seed=3, precision="fp32")[:, 0])
+
+
 def test_find_this_image_generate_and_train_take_a_padded_stack(make_napari_viewer, qtbot, wait_workers,
                                                                   tmp_path):
     from napari_biogan._qt.explore_widget import ExploreWidget

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from ..core.export import PROVENANCE_KEY
+from ..core.export import INSERTED_AXES_KEY, PROVENANCE_KEY
 
 _log = logging.getLogger(__name__)
 
 #: layer metadata key: the positions of the axes this module inserted into the layer's data
-INSERTED_KEY = "napari_biogan_inserted_axes"
+INSERTED_KEY = INSERTED_AXES_KEY
 _LETTERS = "NTZCYX"
 _WATCHED: "weakref.WeakSet[Any]" = weakref.WeakSet()
 

@@ -14,6 +14,9 @@ from .atomic import exists_message, write_atomically
 from .errors import DataError, OutputExistsError
 
 PROVENANCE_KEY = "napari_biogan"
+#: layer metadata key: positions of length-1 axes the plugin inserted into a layer's data so that a
+#: stack without T lines up with a video in napari (_qt/layer_axes.py); never written to files
+INSERTED_AXES_KEY = "napari_biogan_inserted_axes"
 DTYPES = ("float32", "uint16")  # pixel types of image exports (the Export widget's choices)
 LABELS_DTYPE = "labels"  # integer class maps, written as they are (never scaled)
 #: ImageJ stores no int32: larger label values go in float32, which holds whole numbers exactly up to 2**24
