@@ -1,7 +1,7 @@
 """SAVGAN vs 3DGAN vs TGANv2: the paper's metrics of the shipped (or given) video models.
 
-    python benchmarks/bench_video_models.py [--dataset mmnist|t98g] [--models DIR] [-n 256] [--seed 123]
-                                            [--picture OUT.png]
+    python benchmarks/bench_video_models.py [--dataset mmnist|t98g] [--models DIR] [-n 256]
+                                            [--seeds 123 124 125] [--picture OUT.png]
 
 ``--dataset mmnist`` (default) evaluates ``mmnist-savgan``, ``mmnist-3dgan`` and
 ``mmnist-tganv2`` from ``--models`` (default: the shipped zoo; build them with
@@ -14,12 +14,19 @@ movie has no others) with the "cells" metrics. One code path for every model:
 each model card and the real clips' own values; for Moving MNIST also the paper's
 numbers (10 frames of 64x64, 300k steps on a GPU; the I3D FVD there, a
 digit-feature FVD here, so FVDs are not comparable across).
+
+Every figure is the mean ± std over the sample ``--seeds`` (which clips are generated, and for
+Moving MNIST which real clips are drawn); SAVGAN is called better than 3DGAN on a metric only
+where the means differ by more than the two spreads together.
 """
 
 from __future__ import annotations
 
 import argparse
+import numbers
 from pathlib import Path
+
+import numpy as np
 
 PAPER = {  # REFERENCE section 1: MMNIST FVD (I3D), AACD, flips/seq, cosTS
     "tganv2": (84.97, 1.218, 3.42, 0.63),
@@ -45,7 +52,8 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(COLUMNS), default="mmnist")
     parser.add_argument("--models", default=None, help="folder with <dataset>-*.safetensors (default: the zoo)")
     parser.add_argument("-n", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[123, 124, 125],
+                        help="sample seeds: every figure is the mean ± std over them")
     parser.add_argument("--picture", default=None, help="also write a PNG: rows of real and generated clips")
     args = parser.parse_args()
 
@@ -69,23 +77,26 @@ def main() -> None:
         clips, described = loaded[frames]
         real = model.family.prepare_data(clips, model.config)
         n = min(args.n, len(real))
-        metrics = model.evaluate(real, n=n, seed=args.seed, metric_set=metric_set)
+        runs = [model.evaluate(real, n=n, seed=seed, metric_set=metric_set) for seed in args.seeds]
+        metrics = {key: (float(np.mean([r[key] for r in runs])), float(np.std([r[key] for r in runs])))
+                   for key in runs[0] if all(isinstance(r[key], numbers.Real) for r in runs)}
         training = model.card.get("training", {})
         rows.append((variant, metrics, training.get("steps"), training.get("wall_time_s")))
         if real_row is None:  # the real clips against themselves: what a perfect generator scores
             real01 = (real.head(n)["image"].numpy()[:, 0] + 1) / 2
             real_row = video_report(real01, None, metric_set)
             strips.append(("real", real01[:: max(1, n // 3)][:3]))
-        strips.append((variant, model.sample(3, seed=args.seed, precision="fp32")[:, 0]))
+        strips.append((variant, model.sample(3, seed=args.seeds[0], precision="fp32")[:, 0]))
 
     paper = args.dataset == "mmnist"
-    print(f"{args.dataset}: up to {args.n} generated clips vs {described} (as in the model cards)\n")
+    print(f"{args.dataset}: up to {args.n} generated clips vs {described} (as in the model cards); "
+          f"mean ± std over sample seeds {', '.join(map(str, args.seeds))}\n")
     print("| model | steps (CPU time) | " + " | ".join(title for title, _, _ in columns)
           + (" | paper AACD / flips / cosTS / FVD (I3D) |" if paper else " |"))
     print("|---" * (len(columns) + 2 + paper) + "|")
     for variant, m, steps, wall in rows:
         budget = f"{steps} ({wall / 60:.0f} min)" if steps and wall else "?"
-        cells = " | ".join(format(m[key], fmt) for _, key, fmt in columns)
+        cells = " | ".join(f"{format(m[key][0], fmt)} ± {format(m[key][1], fmt)}" for _, key, fmt in columns)
         extra = " | {1} / {2} / {3} / {0}".format(*PAPER[variant]) if paper else ""
         print(f"| {TITLES[variant]} | {budget} | {cells}{extra} |")
     if real_row is not None:
@@ -94,9 +105,13 @@ def main() -> None:
     by = {variant: m for variant, m, _, _ in rows}
     if "savgan" in by and "3dgan" in by:
         s, d = by["savgan"], by["3dgan"]
-        better = [title for title, key, _ in columns
-                  if (s[key] > d[key] if key == "cos_ts" else s[key] < d[key])]
-        print(f"\nSAVGAN better than 3DGAN on: {', '.join(better) or 'none'} ({PAPER_ORDER[args.dataset]})")
+        def beyond_spread(key: str, sign: int) -> bool:  # sign +1: SAVGAN lower; -1: SAVGAN higher
+            return sign * (d[key][0] - s[key][0]) > s[key][1] + d[key][1]
+
+        better = [title for title, key, _ in columns if beyond_spread(key, -1 if key == "cos_ts" else 1)]
+        worse = [title for title, key, _ in columns if beyond_spread(key, 1 if key == "cos_ts" else -1)]
+        print(f"\nBeyond the spread, SAVGAN better than 3DGAN on: {', '.join(better) or 'none'}; worse on: "
+              f"{', '.join(worse) or 'none'} ({PAPER_ORDER[args.dataset]})")
     if args.picture and strips:
         write_picture(args.picture, strips)
 
