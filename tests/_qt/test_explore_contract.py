@@ -201,3 +201,16 @@ def test_keyframe_list_count_and_path_button(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: "explore path" in viewer.layers and not widget.busy, timeout=10000)
     assert viewer.layers["explore path"].data.shape == (3, 16, 16)
     assert viewer.dims.current_step[0] == 0
+
+
+def test_status_names_the_source_shown_when_it_was_encoded_before(make_napari_viewer, qtbot):
+    """Regression: going back to an already encoded source left the status at the previous one
+    (seen as a stale "Encoding '...'..." beside a finished render in the MRI screenshot)."""
+    images, _ = toy_pairs(4, 16)
+    viewer, widget = _explore(make_napari_viewer, Model.new("toy-seg"),
+                              lambda v: (v.add_image(images, name="first"), v.add_image(images[::-1], name="second")))
+    for name in ("first", "second", "first"):
+        widget.layer_picker.setCurrentText(name)
+        qtbot.waitUntil(lambda: not widget.busy and f"'{name}'" in widget.status.text(), timeout=10000)
+        _settled(qtbot, widget)
+        assert "Encoding" not in widget.status.text() and f"exploring '{name}'" in widget.status.text()

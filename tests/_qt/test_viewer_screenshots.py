@@ -265,3 +265,38 @@ def test_screenshot_nuclei_segmentation(make_napari_viewer, qtbot, wait_workers)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     _not_blank(shot)
     _save(shot, "segmentation.png")
+
+
+@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
+def test_screenshot_mri_attribute_slider(make_napari_viewer, qtbot, wait_workers):
+    """The shipped Fader model on the held-out MRI sample slice: the diagnosis slider at ModerateDemented,
+    the original, the edited slice and the difference map side by side (grid mode)."""
+    if not (SHARED_DATA / "alzheimer_mri_4class").is_dir():
+        pytest.skip("the dementia MRI set is not in ../shared/data")
+    from napari_biogan.core.zoo import resolve_model
+
+    viewer = _shown_viewer(make_napari_viewer, qtbot)
+    viewer.open_sample("napari-biogan", "mri-slice")
+    slice_name = viewer.layers[-1].name
+    dock, model_widget = viewer.window.add_plugin_dock_widget("napari-biogan", "Model")
+    model_widget.load_model_file(resolve_model("mri-fader"))
+    wait_workers(model_widget)
+    explore_dock, explore = viewer.window.add_plugin_dock_widget("napari-biogan", "Explore")
+    viewer.window.remove_dock_widget(viewer.window._dock_widgets["Model (napari-biogan)"])
+    _narrow(viewer, qtbot, explore_dock)
+    explore.layer_picker.setCurrentText(slice_name)
+    qtbot.waitUntil(lambda: "explore image" in viewer.layers, timeout=30000)
+    slider = next(w for w in explore.control_widgets if w.control.name == "diagnosis")
+    before = np.array(viewer.layers["explore image"].data, copy=True)
+    slider.setValue(3)
+    # the slider moves the slice (live re-decoding)
+    qtbot.waitUntil(lambda: not np.array_equal(viewer.layers["explore image"].data, before), timeout=30000)
+    qtbot.wait(500)
+    for layer in viewer.layers:
+        layer.visible = layer.name in (slice_name, "explore image", "explore difference")
+    viewer.grid.enabled = True
+    viewer.reset_view()
+    qtbot.wait(300)
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    _not_blank(shot)
+    _save(shot, "mri.png")

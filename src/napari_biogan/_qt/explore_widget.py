@@ -284,6 +284,7 @@ class ExploreWidget(SessionWidget):
             return
         self._source_key, self._source_origin = key, {"layer": layer.name, "index": list(index)}
         if key in self._encoded:
+            self.status.setText(f"{model.name}: exploring '{layer.name}'.")  # not a stale "Encoding ..."
             self.request_render()  # a new source renders even when the family waits for Apply
             return
         if key in self._encoding:
