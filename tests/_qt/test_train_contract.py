@@ -169,7 +169,7 @@ def test_progress_after_close_is_ignored(make_napari_viewer, monkeypatch):
 
     monkeypatch.setattr(type(bar), "update", update_then_finish)
     widget._on_event(TrainEvent("step", 2, 5, {"loss": 0.4}, eta_s=3900.0))
-    assert widget.task.closed and widget.status.text() == "Step 2/5, 1 h 05 min left."
+    assert widget.task.closed and widget.status.text() == "Step 2/5, about 1 h 05 min left."
 
 
 def test_only_trainable_families_and_rows_for_every_input_kind(make_napari_viewer, monkeypatch):
@@ -206,7 +206,7 @@ def test_format_eta_in_words():
     assert format_eta(None) == "estimating the time left"
     assert format_eta(20) == "less than a minute left"
     assert format_eta(185) == "about 3 min left"
-    assert format_eta(3900) == "1 h 05 min left"
+    assert format_eta(3900) == "about 1 h 05 min left"
 
 
 def test_preview_picture_composes_outputs():

@@ -11,6 +11,7 @@ from qtpy.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QPolygonF
 from qtpy.QtWidgets import (QButtonGroup, QFileDialog, QGridLayout, QLabel, QPushButton, QRadioButton,
                             QSizePolicy, QWidget)
 
+from ..core.estimate import format_duration
 from ._common import ImageLayerPicker, LabelsLayerPicker, PathRow
 from .layer_axes import layer_array
 
@@ -25,17 +26,10 @@ _GAP = 0.15  # the grey between samples and panels
 
 
 def format_eta(seconds: float | None) -> str:
-    """Time left in words: "about 3 min left", "1 h 05 min left" (``format_seconds`` gives mm:ss)."""
+    """Time left in words: "about 3 min left", "about 1 h 05 min left" (``format_seconds`` gives mm:ss)."""
     if seconds is None or not math.isfinite(seconds):
         return "estimating the time left"
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return "less than a minute left"
-    minutes = int(round(seconds / 60))
-    if minutes < 60:
-        return f"about {minutes} min left"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min left"
+    return f"{format_duration(seconds)} left"
 
 
 # -- training inputs ----------------------------------------------------------------------------------------
