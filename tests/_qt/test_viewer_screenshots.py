@@ -50,6 +50,15 @@ def _share_height(viewer, qtbot, top, bottom, top_height: int) -> None:
     qtbot.wait(50)
 
 
+def _sample_viewer(make_napari_viewer, qtbot, data_folder: str, sample: str):
+    """A shown viewer with one of our samples opened (skipped when ../shared/data lacks its set)."""
+    if not (SHARED_DATA / data_folder).is_dir():
+        pytest.skip(f"{data_folder} is not in ../shared/data")
+    viewer = _shown_viewer(make_napari_viewer, qtbot)
+    viewer.open_sample("napari-biogan", sample)
+    return viewer
+
+
 def _not_blank(image: np.ndarray) -> None:
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 500
     rgb = image[..., :3].astype(np.float32)
@@ -237,12 +246,9 @@ def test_screenshot_image_driven_family(make_napari_viewer, qtbot, wait_workers)
 @pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
 def test_screenshot_nuclei_segmentation(make_napari_viewer, qtbot, wait_workers):
     """The shipped nuclei-seg model on the held-out sample field, tiled, instances over the image."""
-    if not (SHARED_DATA / "bbbc039_nuclei").is_dir():
-        pytest.skip("BBBC039 is not in ../shared/data")
     from napari_biogan.core.zoo import resolve_model
 
-    viewer = _shown_viewer(make_napari_viewer, qtbot)
-    viewer.open_sample("napari-biogan", "nuclei-field")
+    viewer = _sample_viewer(make_napari_viewer, qtbot, "bbbc039_nuclei", "nuclei-field")
     field = viewer.layers[-2].name
     dock, model_widget = viewer.window.add_plugin_dock_widget("napari-biogan", "Model")
     generate_dock, generate = viewer.window.add_plugin_dock_widget("napari-biogan", "Generate")
@@ -271,12 +277,9 @@ def test_screenshot_nuclei_segmentation(make_napari_viewer, qtbot, wait_workers)
 def test_screenshot_mri_attribute_slider(make_napari_viewer, qtbot, wait_workers):
     """The shipped Fader model on the held-out MRI sample slice: the diagnosis slider at ModerateDemented,
     the original, the edited slice and the difference map side by side (grid mode)."""
-    if not (SHARED_DATA / "alzheimer_mri_4class").is_dir():
-        pytest.skip("the dementia MRI set is not in ../shared/data")
     from napari_biogan.core.zoo import resolve_model
 
-    viewer = _shown_viewer(make_napari_viewer, qtbot)
-    viewer.open_sample("napari-biogan", "mri-slice")
+    viewer = _sample_viewer(make_napari_viewer, qtbot, "alzheimer_mri_4class", "mri-slice")
     slice_name = viewer.layers[-1].name
     dock, model_widget = viewer.window.add_plugin_dock_widget("napari-biogan", "Model")
     model_widget.load_model_file(resolve_model("mri-fader"))
