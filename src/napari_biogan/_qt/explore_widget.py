@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -27,8 +26,9 @@ from .controls import ControlWidget, DirectionSliders, KeyframeList
 from .explore_layers import add_shown, fit_image, keep_on_top
 from .layer_axes import layer_array
 from .explore_work import (DEFAULT_DIRECTIONS, INTERPOLATION, LAYER_NAME, MAX_DIRECTIONS, PATH_BATCH,  # noqa: F401
-                           PATH_LAYER_NAME, ExploreRequest, compute_directions, encode_sample, fit_sample,
-                           load_default_model, path_layers, render_path, render_request, sample_index)
+                           PATH_LAYER_NAME, EncodedSources, ExploreRequest, compute_directions, encode_sample,
+                           fit_sample, load_default_model, path_layers, render_path, render_request,
+                           sample_index)
 
 ENCODED_KEPT = 8  # encoded layer samples cached per model
 SEED, LAYER, FITTED = "seed", "layer", "fitted"
@@ -53,8 +53,7 @@ class ExploreWidget(SessionWidget):
         self._image_input: str | None = None
         self._seed_base: tuple[Any, int, Any] | None = None  # (model, seed, latent)
         self._fitted: tuple[Any, Any, dict] | None = None  # (model, latent, origin)
-        self._encoded: OrderedDict[tuple, dict] = OrderedDict()  # (model, layer, data, index) -> state
-        self._encoding: set[tuple] = set()
+        self._encoded = EncodedSources(ENCODED_KEPT)
         self._source_key: tuple | None = None
         self._source_origin: dict[str, Any] = {}
         self._source_error = ""
@@ -162,7 +161,6 @@ class ExploreWidget(SessionWidget):
         self._quiet = True
         self._directions, self._seed_base, self._fitted, self._source_key = None, None, None, None
         self._encoded.clear()
-        self._encoding.clear()
         self._applied_values = {c.name: c.default for c in model.controls} if model is not None else {}
         self._latent_names = [i.name for i in model.inputs if i.kind == LATENT] if model is not None else []
         images = [i.name for i in model.run_inputs() if i.kind == IMAGE] if model is not None else []
@@ -287,22 +285,18 @@ class ExploreWidget(SessionWidget):
             self.status.setText(f"{model.name}: exploring '{layer.name}'.")  # not a stale "Encoding ..."
             self.request_render()  # a new source renders even when the family waits for Apply
             return
-        if key in self._encoding:
+        if not self._encoded.start(key):
             return
-        self._encoding.add(key)
         sample = np.array(layer_array(layer)[index], dtype=np.float32)  # a copy: the layer may change meanwhile
         self.status.setText(f"Encoding '{layer.name}'" + "".join(f" #{i}" for i in index) + "...")
         self.run_worker(encode_sample, model, self._image_input, sample, key, action="Encoding the source",
-                        on_return=self._encoded_ready, on_error=lambda err, k=key: self._encoding.discard(k))
+                        on_return=self._encoded_ready, on_error=lambda err, k=key: self._encoded.done(k, None))
 
     def _encoded_ready(self, result) -> None:
         model, key, state = result
-        self._encoding.discard(key)
+        self._encoded.done(key, state if model is self.session.model else None)
         if model is not self.session.model:
             return
-        self._encoded[key] = state
-        while len(self._encoded) > ENCODED_KEPT:
-            self._encoded.popitem(last=False)
         if key == self._source_key:
             self.status.setText(f"{model.name}: exploring '{self._source_origin['layer']}'.")
             self.request_render()  # a new source renders even when the family waits for Apply
@@ -338,7 +332,7 @@ class ExploreWidget(SessionWidget):
         else:
             if self._source_key not in self._encoded:
                 return None
-            state, origin = dict(self._encoded[self._source_key]), dict(self._source_origin)
+            state, origin = self._encoded.state(self._source_key), dict(self._source_origin)
         amounts = self.direction_box.values()
         if self._directions is not None and amounts:
             state.update({n: moved_latent(state[n], self._directions, amounts)

@@ -8,6 +8,7 @@ those into layers on the main thread.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -26,6 +27,43 @@ PATH_BATCH = 16  # frames per chunk of a path render (one progress step each)
 LAYER_NAME = "explore"
 PATH_LAYER_NAME = "explore path"
 INTERPOLATION = "slerp latents, linear sliders, jumps for choices"
+
+
+class EncodedSources:
+    """Encoded layer samples, newest ``kept`` by key (model, layer, data, index), and the keys being
+    encoded now, so a sample is encoded once however often the viewer's position passes over it."""
+
+    def __init__(self, kept: int = 8):
+        self.kept = kept
+        self._states: OrderedDict[tuple, dict] = OrderedDict()
+        self._pending: set[tuple] = set()
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._states
+
+    def state(self, key: tuple) -> dict:
+        """A copy of the encoded state of ``key`` (the caller may change it)."""
+        return dict(self._states[key])
+
+    def start(self, key: tuple) -> bool:
+        """True when ``key`` needs encoding now (neither encoded nor being encoded); marks it pending."""
+        if key in self._states or key in self._pending:
+            return False
+        self._pending.add(key)
+        return True
+
+    def done(self, key: tuple, state: dict | None) -> None:
+        """``key``'s encoding ended: with its ``state``, or None when it failed or no longer counts."""
+        self._pending.discard(key)
+        if state is None:
+            return
+        self._states[key] = state
+        while len(self._states) > self.kept:
+            self._states.popitem(last=False)
+
+    def clear(self) -> None:
+        self._states.clear()
+        self._pending.clear()
 
 
 @dataclass
