@@ -90,17 +90,25 @@ def output_layers(outputs: dict[str, np.ndarray], specs: Sequence[Any], lead: st
 
 # -- layers -> one array with named axes ------------------------------------------------------------
 
+def named_axes(ndim: int, metadata: dict[str, Any] | None, axis_labels, ends_yx: bool = False) -> str:
+    """Axis letters from our provenance (``metadata[PROVENANCE_KEY]["axes"]``), else from axis labels
+    that are distinct single letters (ending in Y, X when ``ends_yx``); "" when neither names them."""
+    ours = str(((metadata or {}).get(PROVENANCE_KEY) or {}).get("axes", "")).upper()
+    if len(ours) == ndim:
+        return ours
+    labels = [str(a).upper() for a in (axis_labels or ())]
+    if len(labels) == ndim and all(len(a) == 1 and a in _AXIS_LETTERS for a in labels) \
+            and len(set(labels)) == ndim and (not ends_yx or labels[-2:] == ["Y", "X"]):
+        return "".join(labels)
+    return ""
+
+
 def layer_axes(data: np.ndarray, meta: dict[str, Any]) -> str:
     """The axis letters of a layer: from our provenance, else its axis labels, else a guess by ndim."""
     ndim = np.ndim(data)
-    ours = (meta.get("metadata") or {}).get(PROVENANCE_KEY) or {}
-    axes = str(ours.get("axes", "")).upper()
-    if len(axes) == ndim:
+    axes = named_axes(ndim, meta.get("metadata"), meta.get("axis_labels"), ends_yx=True)
+    if axes:
         return axes
-    labels = [str(a).upper() for a in (meta.get("axis_labels") or ())]
-    if len(labels) == ndim and all(len(a) == 1 and a in _AXIS_LETTERS for a in labels) \
-            and len(set(labels)) == ndim and labels[-2:] == ["Y", "X"]:
-        return "".join(labels)
     guesses = {2: "YX", 3: "NYX", 4: "NTYX"}
     if ndim not in guesses:
         raise DataError(f"Cannot tell the axes of a {ndim}-D layer; export 2-D to 4-D image layers.")

@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ..core.export import INSERTED_AXES_KEY, PROVENANCE_KEY
+from ..core.export import INSERTED_AXES_KEY
+from ..io import named_axes
 
 _log = logging.getLogger(__name__)
 
 #: layer metadata key: the positions of the axes this module inserted into the layer's data
 INSERTED_KEY = INSERTED_AXES_KEY
-_LETTERS = "NTZCYX"
 _WATCHED: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
@@ -71,18 +71,7 @@ def own_axes(layer) -> str:
     if getattr(layer, "rgb", False) or getattr(layer, "multiscale", False) or not hasattr(layer, "axis_labels"):
         return ""
     ndim = len(layer_array(layer).shape)
-    return axes_of(ndim, layer.metadata, own_axis_labels(layer))
-
-
-def axes_of(ndim: int, metadata: dict[str, Any] | None, axis_labels) -> str:
-    """Axis letters from our provenance (``metadata[PROVENANCE_KEY]["axes"]``) or single-letter axis labels."""
-    ours = str(((metadata or {}).get(PROVENANCE_KEY) or {}).get("axes", "")).upper()
-    if len(ours) == ndim:
-        return ours
-    labels = [str(a).upper() for a in (axis_labels or ())]
-    if len(labels) == ndim and all(len(a) == 1 and a in _LETTERS for a in labels) and len(set(labels)) == ndim:
-        return "".join(labels)
-    return ""
+    return named_axes(ndim, layer.metadata, own_axis_labels(layer))
 
 
 # -- what to insert ------------------------------------------------------------------------------------
@@ -150,7 +139,7 @@ def prepare_new(viewer, data, kwargs: dict[str, Any]) -> tuple[Any, dict[str, An
     unchanged unless the viewer holds a video and the layer's axes need length-1 axes to line up."""
     if getattr(data, "ndim", None) is None or kwargs.get("rgb") or kwargs.get("multiscale"):
         return data, kwargs
-    axes = axes_of(np.ndim(data), kwargs.get("metadata"), kwargs.get("axis_labels"))
+    axes = named_axes(np.ndim(data), kwargs.get("metadata"), kwargs.get("axis_labels"))
     video, scale = video_layout(viewer)
     want = wanted_axes(axes, video)
     if not want:
