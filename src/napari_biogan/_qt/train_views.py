@@ -12,6 +12,7 @@ from qtpy.QtWidgets import (QButtonGroup, QFileDialog, QGridLayout, QLabel, QPus
                             QSizePolicy, QWidget)
 
 from ..core.estimate import format_duration
+from ..core.montage import tile
 from ._common import ImageLayerPicker, LabelsLayerPicker, PathRow
 from .layer_axes import layer_array
 
@@ -305,14 +306,9 @@ def _channels_rgb(images: np.ndarray, colormaps: Sequence[str]) -> np.ndarray:
 
 def _grid(rgb: np.ndarray, columns: int) -> np.ndarray:
     """(n, Y, X, 3) -> one (rows*(Y+1)-1, columns*(X+1)-1, 3) grid, samples separated by a grey line."""
-    n, height, width, _ = rgb.shape
-    columns = max(1, min(columns, n))
-    rows = -(-n // columns)
-    grid = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1, 3), _GAP, np.float32)
-    for i in range(n):
-        r, c = divmod(i, columns)
-        grid[r * (height + 1):r * (height + 1) + height, c * (width + 1):c * (width + 1) + width] = rgb[i]
-    return grid
+    channels_first = np.moveaxis(np.asarray(rgb, np.float32), -1, 1)  # tile() wants Y, X last
+    grid = tile(channels_first, gap=1, columns=columns, limit=len(rgb), fill=_GAP, empty=_GAP)
+    return np.moveaxis(grid, 0, -1)
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
