@@ -65,6 +65,20 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
         assert torch.equal(value, resumed.model.nets.state_dict()[key]), key
 
 
+def test_a_learning_rate_set_on_resume_is_the_one_used(tmp_path):
+    """Regression: the saved optimizer state used to bring back the run's old learning rates."""
+    data = _model().family.prepare_data(_data(), _model().config)
+    path = str(tmp_path / "run.safetensors")
+    Trainer(_model(), data, _settings(steps=2, output=path)).run_all()
+    kept = Trainer.resume(path, data, _settings(steps=4, output=path), device="cpu")
+    old = {name: [g["lr"] for g in opt.param_groups] for name, opt in kept.optimizers.items()}
+    changed = Trainer.resume(path, data, _settings(steps=4, output=path, hparams={"lr_g": 1e-5, "lr_d": 2e-5}),
+                             device="cpu")
+    new = {name: [g["lr"] for g in opt.param_groups] for name, opt in changed.optimizers.items()}
+    assert old != new and sorted(lr for lrs in new.values() for lr in lrs) == [1e-5, 2e-5]
+    assert changed.optimizers["generator"].state  # the moments still come from the file
+
+
 def test_cancel_stops_at_next_step_and_keeps_checkpoint(tmp_path):
     model = _model()
     data = model.family.prepare_data(_data(), model.config)

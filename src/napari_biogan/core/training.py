@@ -117,8 +117,13 @@ class Trainer:
         explicit = dict(settings.hparams)  # what the user set now wins over what the run had
         trainer = cls(model, data, settings)
         trainer.hparams = {**trainer.hparams, **_tuples(state["hparams"]), **explicit}
+        # the moments come from the file; the learning rates and betas from the hparams now in force (a saved
+        # optimizer state would otherwise bring back the old ones and silently ignore e.g. a lowered lr_g)
+        wanted = trainer.family.make_optimizers(model.nets, trainer.hparams)
         for name, opt in trainer.optimizers.items():
             opt.load_state_dict(checkpoint.unflatten_optimizer(state["optim"][name], tensors))
+            for group, fresh in zip(opt.param_groups, wanted[name].param_groups):
+                group.update({k: v for k, v in fresh.items() if k != "params"})
         trainer.step = int(state["step"])
         # with the run's own hparams now known: the file's nets are the average; the raw weights train on
         trainer.ema = WeightAverage.for_trainer(model, trainer.hparams)  # = the file's weights
