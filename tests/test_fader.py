@@ -155,6 +155,52 @@ def test_training_ramps_lambda_and_runs_through_the_one_trainer(tmp_path):
     assert [c.name for c in loaded.controls] == ["dx", "age"]
 
 
+def test_the_patch_discriminator_trains_resumes_exactly_and_is_left_out_of_the_shipped_file(tmp_path):
+    data = {"image": slices(8), "attributes": np.arange(8) % 4}
+    config = {**TINY, "patch_width": 4}
+    hparams = {"batch_size": 4, "lambda_patch": 0.5}
+
+    def settings(steps, name):
+        return TrainSettings(steps=steps, seed=3, output=str(tmp_path / name), checkpoint_every=2,
+                             preview_every=100, hparams=hparams)
+
+    straight = setup_training("fader", data, settings(4, "a.safetensors"), config_overrides=config)
+    losses = [e.losses for e in straight.run_all() if e.kind == "step"]
+    assert {"patch_fooling", "patch_discriminator"} <= set(losses[0])
+    first = setup_training("fader", data, settings(2, "b.safetensors"), config_overrides=config)
+    list(first.run_all())
+    resumed = setup_training("fader", data, settings(4, "b.safetensors"), config_overrides=config,
+                             resume=str(tmp_path / "b.safetensors"))
+    assert [e.losses for e in resumed.run_all() if e.kind == "step"] == losses[2:]
+    model = Model.load(tmp_path / "a.safetensors", device="cpu")
+    assert "patch_discriminator" in model.nets
+    model.save(tmp_path / "shipped.safetensors", include=model.family.inference_nets)
+    shipped = Model.load(tmp_path / "shipped.safetensors", device="cpu")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "shipped.safetensors"), "pt") as handle:
+        assert not [k for k in handle.keys() if "patch_discriminator" in k or "latent_discriminator" in k]
+    assert shipped.config.patch_width == 4
+    out = shipped.family.decode(shipped.nets, shipped.config,
+                                shipped.family.encode(shipped.nets, shipped.config,
+                                                      {"image": model.family.prepare_source(
+                                                          model.config, {"image": slices(2)})["image"]}),
+                                {"diagnosis": 2.0})
+    assert out["image"].shape[-2:] == (16, 16)
+
+
+def test_sharpness_is_one_for_the_input_and_falls_with_blur():
+    from napari_biogan.families.fader_nets import blur
+    from napari_biogan.metrics.attributes import sharpness
+
+    images = torch.from_numpy(slices(4, size=32))[:, None] / 127.5 - 1
+    assert sharpness(images, images) == pytest.approx(1.0)
+    blurred = [sharpness(blur(images, sigma), images) for sigma in (0.5, 1.0, 2.0)]
+    assert 1 > blurred[0] > blurred[1] > blurred[2] > 0
+    assert sharpness(images + torch.randn(images.shape, generator=torch.Generator().manual_seed(0)) * 0.2,
+                     images) > 1  # noise is not detail, and the score says so by going above 1
+
+
 @pytest.mark.parametrize("attributes, message", [
     ({"diagnosis": ["NonDemented", "Oops", "MildDemented"]}, "'Oops', which is not one of the declared classes"),
     ({"diagnosis": ["NonDemented", 2, "x"]}, "mixes numbers and text"),
@@ -206,6 +252,7 @@ def test_attribute_metrics_and_the_evaluation_classifier(tmp_path):
     metrics = evaluate_fader(model, real, n=6, seed=0, classifier=loaded, grid=3)
     for name in ("CN", "MCI", "AD"):
         assert 0 <= metrics[f"swap_accuracy_dx_{name}"] <= 1
+    assert 0 < metrics["reconstruction_sharpness"] < 10
     assert {"reconstruction_mse", "swap_accuracy_dx", "swap_accuracy_dx_real", "error_age", "monotonic_age"} <= \
         set(metrics)
     csv_path = write_metrics_csv(tmp_path / "m.csv", metrics, {"model": "tiny"})

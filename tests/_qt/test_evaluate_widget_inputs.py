@@ -66,14 +66,14 @@ def test_evaluate_with_a_table_then_save_the_shown_metrics_as_csv(fader_widget, 
     wait_workers(widget, timeout=60000)
     assert 0 <= widget.metrics["reconstruction_mse"] < 1  # 'dx' is not read by the evaluation classifier
     shown = [widget.table.item(i, 0).text() for i in range(widget.table.rowCount())]
-    assert shown == ["Reconstruction MSE"] and widget.save_button.isEnabled()
+    assert shown == ["Reconstruction MSE", "Reconstruction sharpness"] and widget.save_button.isEnabled()
 
     target = tmp_path / "out" / "metrics.csv"
     widget.choose_csv_path = lambda: str(target)  # what the save dialog would return
     widget.save_button.click()
     with open(target, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["metric"] for r in rows] == ["reconstruction_mse"]
+    assert [r["metric"] for r in rows] == ["reconstruction_mse", "reconstruction_sharpness"]
     assert float(rows[0]["value"]) == pytest.approx(widget.metrics["reconstruction_mse"], rel=1e-5)
     assert rows[0]["attributes"] == str(table) and rows[0]["data"] == "napari layer 'slices'"
     assert rows[0]["metric_set"] == "attributes" and rows[0]["real_samples"] == "6"

@@ -45,6 +45,9 @@ class FaderConfig:
     latent_dropout: float = 0.3
     hidden: int = 256  # latent discriminator MLP
     estimator_width: int = 16  # the attribute estimator / classifier discriminator
+    #: a PatchGAN on decoded slices against blur (0 = none, the paper's network); weighted by the
+    #: ``lambda_patch`` hyper-parameter
+    patch_width: int = 0
     percentiles: tuple[float, ...] = PERCENTILES
     restore_size: bool = True  # outputs at the source slice's size (they overlay its layer)
     #: slices of a rare class of the first class attribute weigh in the losses as if the class made up
@@ -70,6 +73,8 @@ class FaderConfig:
         for name in ("channels", "base_width", "max_width", "hidden", "estimator_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.patch_width < 0:
+            raise ValueError("patch_width must be 0 (no patch discriminator) or more")
         for name in ("decoder_dropout", "latent_dropout", "min_class_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 0 and below 1")
@@ -124,16 +129,19 @@ class FaderFamily(Family):
     def build(self, config):
         from torch import nn
 
-        from .fader_nets import FaderDecoder, FaderEncoder, LatentDiscriminator, code_size, widths
+        from .fader_nets import (FaderDecoder, FaderEncoder, LatentDiscriminator, PatchDiscriminator, code_size,
+                                 widths)
 
         specs = config.specs
         layer_widths = widths(config.base_width, config.max_width, config.depth)
         size = code_size(specs)
-        return nn.ModuleDict({
-            "encoder": FaderEncoder(config.channels, config.size, layer_widths, size, config.estimator_width),
-            "decoder": FaderDecoder(config.channels, layer_widths, size, config.decoder_dropout),
-            "latent_discriminator": LatentDiscriminator(layer_widths[-1], config.size // 2 ** config.depth, size,
-                                                        config.hidden, config.latent_dropout)})
+        nets = {"encoder": FaderEncoder(config.channels, config.size, layer_widths, size, config.estimator_width),
+                "decoder": FaderDecoder(config.channels, layer_widths, size, config.decoder_dropout),
+                "latent_discriminator": LatentDiscriminator(layer_widths[-1], config.size // 2 ** config.depth,
+                                                            size, config.hidden, config.latent_dropout)}
+        if config.patch_width:
+            nets["patch_discriminator"] = PatchDiscriminator(config.channels, config.patch_width)
+        return nn.ModuleDict(nets)
 
     def channels(self, config):
         return [Channel("image", "gray")] * config.channels
@@ -242,7 +250,8 @@ class FaderFamily(Family):
         # Fader: Adam 2e-4 (0.5, 0.999), batch 32, gradient clip 5, lambda ramped 0 -> lambda_latent over
         # lambda_schedule steps (500k steps there; a CPU run has thousands, so the weights are larger).
         return {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "batch_size": 32, "lambda_latent": 0.01,
-                "lambda_classifier": 0.03, "lambda_schedule": 1000, "grad_clip": 5.0, "flip_axes": (-1,),
+                "lambda_classifier": 0.03, "lambda_patch": 0.01, "lambda_schedule": 1000, "grad_clip": 5.0,
+                "flip_axes": (-1,),
                 "shift": 3, "intensity_jitter": 0.1}
 
     def make_optimizers(self, nets, hparams):
@@ -252,11 +261,19 @@ class FaderFamily(Family):
 
         betas = tuple(hparams["betas"])
         autoencoder = itertools.chain(nets["encoder"].trunk.parameters(), nets["decoder"].parameters())
-        return {"autoencoder": torch.optim.Adam(autoencoder, hparams["lr_g"], betas=betas),
-                "latent": torch.optim.Adam(nets["latent_discriminator"].parameters(), hparams["lr_d"], betas=betas),
-                "estimator": torch.optim.Adam(nets["encoder"].estimator.parameters(), hparams["lr_d"], betas=betas)}
+        optimizers = {
+            "autoencoder": torch.optim.Adam(autoencoder, hparams["lr_g"], betas=betas),
+            "latent": torch.optim.Adam(nets["latent_discriminator"].parameters(), hparams["lr_d"], betas=betas),
+            "estimator": torch.optim.Adam(nets["encoder"].estimator.parameters(), hparams["lr_d"], betas=betas)}
+        if "patch_discriminator" in nets:
+            optimizers["patch"] = torch.optim.Adam(nets["patch_discriminator"].parameters(), hparams["lr_d"],
+                                                   betas=betas)
+        return optimizers
 
     def train_step(self, nets, optimizers, next_batch, ctx):
+        import torch
+        import torch.nn.functional as F
+
         from .fader_nets import attribute_code, attribute_loss, flip_attributes, weighted_mean
 
         config, hp = ctx.config, ctx.hparams
@@ -285,18 +302,31 @@ class FaderFamily(Family):
         result = {"reconstruction": loss_rec.item(), "latent_discriminator": loss_lat.item(),
                   "latent_fooling": loss_adv.item(), "lambda_latent": float(hp["lambda_latent"]) * warm}
         weight = float(hp.get("lambda_classifier", 0.0))
+        patch = nets["patch_discriminator"] if "patch_discriminator" in nets else None
+        patch_weight = float(hp.get("lambda_patch", 0.0)) if patch is not None else 0.0
+        swapped = decoder(z, attribute_code(specs, flipped)) if weight > 0 or patch_weight > 0 else None
         if weight > 0:  # the classifier discriminator: reconstructed slices must show their attributes, and
             estimator.requires_grad_(False)  # slices decoded with flipped attributes the flipped ones
             estimator.eval()
-            swapped = decoder(z, attribute_code(specs, flipped))
             loss_clf = attribute_loss(specs, encoder.estimate(swapped), flipped)
             loss = loss + weight * warm * (loss_clf + attribute_loss(specs, encoder.estimate(recon), y, w))
             result["classifier_swap"] = loss_clf.item()
+        decoded = (torch.cat([recon, swapped]) if swapped is not None else recon) if patch is not None else None
+        if patch_weight > 0:  # decoded slices (reconstructed and edited) must pass for real ones, patch by patch
+            patch.requires_grad_(False)
+            loss_patch = F.softplus(-patch(decoded)).mean()
+            loss = loss + patch_weight * loss_patch
+            result["patch_fooling"] = loss_patch.item()
         autoencoder = [p for group in optimizers["autoencoder"].param_groups for p in group["params"]]
         _update(optimizers["autoencoder"], loss, autoencoder, clip)
         latent.requires_grad_(True)
         estimator.requires_grad_(True)
         estimator.train()
+        if patch is not None:  # the patch discriminator: real slices against decoded ones (non-saturating loss)
+            patch.requires_grad_(True)
+            loss_d = F.softplus(-patch(x)).mean() + F.softplus(patch(decoded.detach())).mean()
+            _update(optimizers["patch"], loss_d, patch.parameters(), clip)
+            result["patch_discriminator"] = loss_d.item()
 
         # 3. the estimator (classifier discriminator) learns the attributes from REAL slices only: trained on
         # decoded ones too, it would learn to read whatever mark the decoder leaves (the two would collude)

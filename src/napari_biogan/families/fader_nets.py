@@ -10,6 +10,9 @@
   concatenated to the input of EVERY layer; dropout in the last layers.
 - :class:`LatentDiscriminator`: convolutions to 1x1 and an MLP (dropout 0.3) that predict
   the attributes from the latent map.
+- :class:`PatchDiscriminator` (optional, ``patch_width`` > 0): a spectrally normalised
+  PatchGAN that tells real slices from decoded ones patch by patch; fooling it is what
+  makes decoded slices sharp (a squared error alone averages fine detail away).
 
 Attribute values are one float per attribute (class index, or the continuous value);
 :func:`attribute_code` turns them into the decoder's code, :func:`attribute_loss` scores a
@@ -142,6 +145,24 @@ class LatentDiscriminator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.convs(z))
+
+
+class PatchDiscriminator(nn.Module):
+    """Slices (N, C, S, S) -> a map of real/decoded logits, one per ~22-pixel patch (3 convolutions, the
+    first two stride 2, spectral norm: a bounded critic needs no gradient penalty)."""
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        from ..nn.blocks import spectral
+
+        self.net = nn.Sequential(
+            spectral(nn.Conv2d(channels, width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True),
+            spectral(nn.Conv2d(width, 2 * width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True),
+            spectral(nn.Conv2d(2 * width, 4 * width, 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True),
+            spectral(nn.Conv2d(4 * width, 1, 3, 1, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
 
 
 # -- attribute math -------------------------------------------------------------------------------------------

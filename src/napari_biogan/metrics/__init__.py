@@ -13,6 +13,8 @@ METRIC_NOTES: dict[str, tuple[str, str]] = {
     "cos_ts": ("cosTS", "similarity of digit features of consecutive frames; 1 is best"),
     "reconstruction_mse": ("Reconstruction MSE", "pixel error of a slice decoded with its own attributes "
                            "(intensities 0..1); lower is closer"),
+    "reconstruction_sharpness": ("Reconstruction sharpness", "fine detail of the reconstructed slice over the "
+                                 "input's (mean gradient magnitude); 1 is as sharp, below 1 is blurred"),
     "pixel_accuracy": ("Pixel accuracy", "fraction of pixels given their true class; 1 is best"),
     "recon_l2": ("Reconstruction L2", "median pixel error of held-out real cells found in the model "
                  "(latent optimisation); lower is closer"),
