@@ -11,6 +11,10 @@ accuracy (held-out slices edited to that class and classified as it), then the
 reconstruction MSE with the slices' own diagnosis; the seed report's CelebA figures beside.
 ``--picture`` draws one held-out non-demented slice moved to moderate and back, with the
 difference maps (edited minus the reconstruction with its own diagnosis).
+``--reconstructions`` draws held-out slices (one per class, two of the common ones) above
+their reconstructions by each model given (``--model a b``: one row each), so blur is seen,
+not only read from the sharpness figure (the reconstruction's mean gradient magnitude over
+the input's: 1 is as sharp).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ SEED_FIGURES = {"sex (CelebA)": 0.971, "smile (CelebA)": 0.911}
 #: the held-out slice of the figure and the diagnosis values it passes through (there and back)
 FIGURE_SLICE = ("NonDemented", "26 (62).jpg")
 FIGURE_PATH = (0.0, 1.0, 2.0, 3.0, 2.0, 1.0, 0.0)
+#: the held-out slices of the reconstruction figure (index into the sorted test split)
+RECONSTRUCTION_SLICES = (0, 700, 1100, 1270, 300, 900)
 
 
 def table(metrics: dict[str, float], classes: tuple[str, ...], held_counts: dict[str, int]) -> str:
@@ -42,8 +48,9 @@ def table(metrics: dict[str, float], classes: tuple[str, ...], held_counts: dict
                  f"{metrics.get('swap_accuracy_diagnosis_real', float('nan')):.1%} | "
                  f"{metrics.get('swap_accuracy_diagnosis', float('nan')):.1%} |")
     lines.append("")
-    lines.append(f"Reconstruction MSE with the slices' own diagnosis (intensities 0..1): "
-                 f"{metrics['reconstruction_mse']:.4f}")
+    lines.append(f"Reconstruction with the slices' own diagnosis: MSE (intensities 0..1) "
+                 f"{metrics['reconstruction_mse']:.4f}, sharpness (1 = as sharp as the input) "
+                 f"{metrics.get('reconstruction_sharpness', float('nan')):.3f}")
     lines.append("Seed report, Fader Networks on CelebA: " +
                  ", ".join(f"{k} swap accuracy {v:.1%}" for k, v in SEED_FIGURES.items()))
     return "\n".join(lines)
@@ -92,14 +99,45 @@ def draw_progression(model, out: Path, scale: int = 3) -> Path:
     return out
 
 
+def draw_reconstructions(models: dict[str, object], held, out: Path, scale: int = 3) -> Path:
+    """Held-out slices (top row) and each model's reconstruction with the slices' own diagnosis (a row each)."""
+    import torch
+    from PIL import Image, ImageDraw
+
+    index = torch.as_tensor([i for i in RECONSTRUCTION_SLICES if i < len(held)])
+    images, values = held["image"].take(index).float(), held["attributes"].take(index).float()
+    rows = [("held-out input", images)]
+    for name, model in models.items():
+        with torch.inference_mode():
+            state = model.family.encode(model.nets, model.config, {"image": images})
+            state["original"] = values
+            controls = {s.name: values[:, j] for j, s in enumerate(model.config.specs)}
+            rows.append((name, model.family.decode(model.nets, model.config, state, controls)["image"].clamp(-1, 1)))
+    side, label_w = images.shape[-1], 150
+    canvas = Image.new("RGB", (label_w + len(index) * side, len(rows) * side), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, (name, row) in enumerate(rows):
+        draw.text((4, r * side + side // 2 - 6), name[:24], fill="black")
+        for c, image in enumerate(row):
+            pixels = ((image[0].numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+            canvas.paste(Image.fromarray(pixels).convert("RGB"), (label_w + c * side, r * side))
+    canvas = canvas.resize((canvas.width * scale, canvas.height * scale), Image.NEAREST)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="mri-fader", help="a model name or .safetensors path")
+    parser.add_argument("--model", nargs="+", default=["mri-fader"],
+                        help="model names or .safetensors paths (the table is printed for each)")
     parser.add_argument("--classifier", default=None, help="evaluation classifier (default: the shipped one)")
     parser.add_argument("-n", type=int, default=1279)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", default=None, help="also write the metrics to this CSV")
-    parser.add_argument("--picture", default=None, help="also draw the progression figure (PNG)")
+    parser.add_argument("--picture", default=None, help="also draw the progression figure of the first model (PNG)")
+    parser.add_argument("--reconstructions", default=None,
+                        help="also draw held-out slices and every model's reconstruction of them (PNG)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
@@ -115,26 +153,46 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not DATA.is_dir():
         sys.exit(f"The held-out slices are not here: {DATA} is missing.")
+    models = {}
     try:
-        model = Model.load(resolve_model(args.model), device="cpu")
         classifier = load_attribute_classifier(args.classifier)
-        test = load_dementia_slices(DATA, "test", model.config.size)
-        held = model.family.prepare_data(test.sources(), model.config)
-        metrics = evaluate_fader(model, held, n=args.n, seed=args.seed, classifier=classifier)
+        for name in args.model:
+            models[name] = Model.load(resolve_model(name), device="cpu")
+        size = next(iter(models.values())).config.size
+        test = load_dementia_slices(DATA, "test", size)
     except BioGanError as err:
         sys.exit(str(err))
-    evaluated = min(args.n, len(held))
-    training = model.card.get("training", {})
-    print(f"{model.name}: {training.get('steps', '?')} steps, {training.get('wall_time_s', 0) / 60:.0f} min on "
-          f"{training.get('device', '?')}; {evaluated} held-out slices of {len(set(test.subjects))} scans")
-    print()
     counts = test.subset(evaluation_subset(len(test), args.n, args.seed)).counts("diagnosis")
-    print(table(metrics, test.specs[0].classes, counts))
-    if args.csv:
-        print("wrote", write_metrics_csv(args.csv, metrics, {"model": model.name, "held_out_slices": evaluated},
-                                         overwrite=True))
+    for name, model in models.items():
+        try:
+            held = model.family.prepare_data(test.sources(), model.config)
+            metrics = evaluate_fader(model, held, n=args.n, seed=args.seed, classifier=classifier)
+        except BioGanError as err:
+            sys.exit(f"{name}: {err}")
+        evaluated = min(args.n, len(held))
+        training = model.card.get("training", {})
+        print(f"{name} ({model.name}): {training.get('steps', '?')} steps, "
+              f"{training.get('wall_time_s', 0) / 60:.0f} min on {training.get('device', '?')}; {evaluated} held-out "
+              f"slices of {len(set(test.subjects))} scans")
+        print()
+        print(table(metrics, test.specs[0].classes, counts))
+        print()
+        if args.csv:
+            csv_path = Path(args.csv)
+            if len(models) > 1:
+                csv_path = csv_path.with_name(f"{csv_path.stem}-{Path(name).stem}{csv_path.suffix}")
+            print("wrote", write_metrics_csv(csv_path, metrics, {"model": model.name, "held_out_slices": evaluated},
+                                             overwrite=True))
+    first = next(iter(models.values()))
     if args.picture:
-        print("wrote", draw_progression(model, Path(args.picture)))
+        print("wrote", draw_progression(first, Path(args.picture)))
+    if args.reconstructions:
+        held = first.family.prepare_data(test.sources(), first.config)
+        stems = [Path(name).stem for name in models]  # two files of one name: say which folder each is in
+        labels = {name: Path(name).stem if stems.count(Path(name).stem) == 1 else
+                  f"{Path(name).parent.name}/{Path(name).stem}" for name in models}
+        print("wrote", draw_reconstructions({labels[n]: m for n, m in models.items()}, held,
+                                            Path(args.reconstructions)))
 
 
 if __name__ == "__main__":

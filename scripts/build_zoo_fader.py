@@ -79,8 +79,8 @@ def build_classifier(train, test, args, work: Path):
             "description": "Evaluation classifier of the dementia diagnosis on 64x64 axial T1 slices (swap accuracy "
                            "of MRI attribute models); trained on the training split only, then frozen.",
             "licence": f"weights trained on data under {LICENCE}",
-            "architecture": "4 stride-2 convs (32-256; BatchNorm from the second; LeakyReLU 0.2), mean over "
-                            "positions, dropout 0.3, MLP 256, one head per attribute",
+            "architecture": "4 stride-2 convs (32-256; BatchNorm from the second; LeakyReLU 0.2) to a 4x4 map, "
+                            "flattened (where a change is matters), dropout 0.3, MLP 256, one head per attribute",
             "metrics": {"held_out": {k: round(v, 4) for k, v in held.items()},
                         "training_split": {k: round(v, 4) for k, v in seen.items()}},
             "training": {"data": f"{DATA_NAME}: train split, {len(train)} slices",
