@@ -1,6 +1,6 @@
 """Rebuild `zoo/mri-attribute-classifier.safetensors` and `zoo/mri-fader.safetensors` on a CPU.
 
-    nice -n 19 python scripts/build_zoo_fader.py [--work /tmp/fader-build] [--steps 2500] [--minutes 30]
+    nice -n 19 python scripts/build_zoo_fader.py [--work /tmp/fader-build] [--steps 3500] [--minutes 30]
 
 Data: ../shared/data/alzheimer_mri_4class (Kaggle "Alzheimer's Dataset (4 class of Images)",
 ODbL 1.0): the TRAIN split (5,121 slices) trains both networks; the TEST split (1,279 slices
@@ -126,7 +126,7 @@ def train_fader(train, args, work: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="/tmp/fader-build", help="caches and checkpoints (outside the repository)")
-    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--steps", type=int, default=3500)
     parser.add_argument("--minutes", type=float, default=30.0, help="stop (with a checkpoint) after this long")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--classifier-steps", type=int, default=2000)
