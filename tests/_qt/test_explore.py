@@ -81,3 +81,30 @@ def test_keyframe_path_layer(make_napari_viewer, qtbot, tiny_model_file):
     last = widget.keyframes[-1].state["latent"]  # keyframes are Points
     np.testing.assert_allclose(path.data[-1], model.render(last, precision="fp32")[0, 0], atol=1e-5)
     assert len(path.metadata[PROVENANCE_KEY]["keyframes"]) == 3
+
+
+def test_through_napari_s_plugin_proxy_a_layer_source_is_encoded_once(make_napari_viewer, qtbot):
+    """Regression: napari hands plugin widgets a public-only proxy of the viewer, through which every
+    ``viewer.layers[name]`` is a new wrapper; Explore's encoded-source cache never hit, so it encoded its
+    source again on every dims step and its status stayed at 'Encoding ...'."""
+    from napari.utils._proxies import PublicOnlyProxy
+
+    from napari_biogan.core.model import Model
+    from napari_biogan.core.zoo import resolve_model
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.random((40, 36)).astype(np.float32) * 200, name="slice")
+    session_for(viewer).set_model(Model.load(resolve_model("mri-fader"), device="cpu"))
+    widget = ExploreWidget(PublicOnlyProxy(viewer))
+    viewer.window.add_dock_widget(widget)
+    widget.layer_picker.setCurrentText("slice")
+    qtbot.waitUntil(lambda: "explore image" in viewer.layers and not widget.busy, timeout=30000)
+    encodes = []
+    widget.run_worker = lambda *args, **kwargs: encodes.append(args[0])  # any new worker would land here
+    for _ in range(3):
+        viewer.dims.events.current_step(value=viewer.dims.current_step)
+        viewer.add_points(name=f"p{_}")  # layers coming and going fire the source check too
+    qtbot.wait(100)
+    assert encodes == []
+    assert widget.status.text().startswith("mri-fader: exploring 'slice'")

@@ -62,11 +62,19 @@ def notify(message: str) -> None:
     show_info(message)
 
 
+def unwrap_viewer(viewer):
+    """The viewer itself when napari hands a plugin widget its public-only proxy: through the proxy every
+    ``viewer.layers[name]`` is a new wrapper object, so a layer is never ``is`` itself and caches keyed by
+    layer identity never hit (Explore re-encoded its source on every dims step)."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 class SessionWidget(QWidget):
     """A dock widget bound to its viewer's :class:`ModelSession`."""
 
     def __init__(self, napari_viewer, parent: QWidget | None = None):
         super().__init__(parent)
+        napari_viewer = unwrap_viewer(napari_viewer)
         self.viewer = napari_viewer
         self.session: ModelSession = session_for(napari_viewer)
         self.session.attach(self)
@@ -189,7 +197,7 @@ class LayerPicker(QComboBox):
     def __init__(self, viewer, parent=None, layer_type: type | None = None, none_text: str | None = None):
         super().__init__(parent)
         compact(self)
-        self.viewer = viewer
+        self.viewer = unwrap_viewer(viewer)
         self.none_text = none_text  # an optional choice: this first entry picks no layer
         if layer_type is not None:
             self.layer_type = layer_type

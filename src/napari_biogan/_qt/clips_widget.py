@@ -81,7 +81,7 @@ class ClipsWidget(SessionWidget):
         self.clips_box = QWidget()
         form = QFormLayout(self.clips_box)
         form.setContentsMargins(0, 0, 0, 0)
-        self.layer_picker = ImageLayerPicker(napari_viewer)
+        self.layer_picker = ImageLayerPicker(self.viewer)
         self.layer_picker.setToolTip("A time-lapse (T, Y, X): phase contrast, brightfield or fluorescence")
         form.addRow("Time-lapse", self.layer_picker)
         self.open_frames_button = OpenFramesButton(self)
@@ -122,10 +122,10 @@ class ClipsWidget(SessionWidget):
         #: the last clips layer (tests, scripts)
         self.clips_layer = None
         self._bar = None
-        selection = napari_viewer.layers.selection.events.active
+        selection = self.viewer.layers.selection.events.active
         selection.connect(self._follow_selection)
         self.destroyed.connect(lambda *_: disconnect(self._follow_selection, selection))
-        steps = napari_viewer.dims.events.current_step
+        steps = self.viewer.dims.events.current_step
         steps.connect(self._place_clip)
         self.destroyed.connect(lambda *_: disconnect(self._place_clip, steps))
         self._follow_selection()

@@ -53,10 +53,10 @@ class EvaluateWidget(SessionWidget):
     def __init__(self, napari_viewer, parent: QWidget | None = None):
         super().__init__(napari_viewer, parent)
         form = QFormLayout()
-        self.layer_picker = ImageLayerPicker(napari_viewer)
+        self.layer_picker = ImageLayerPicker(self.viewer)
         self.layer_picker.setToolTip("Real data: images (N, Y, X) or clips (N, T, Y, X), as for training")
         form.addRow("Real data", self.layer_picker)
-        self.labels_picker = LabelsLayerPicker(napari_viewer)
+        self.labels_picker = LabelsLayerPicker(self.viewer)
         self.labels_picker.setToolTip("The real data's labels, for families measured against masks")
         self.labels_label = QLabel("Real labels")
         form.addRow(self.labels_label, self.labels_picker)
