@@ -104,15 +104,12 @@ def draw_reconstructions(models: dict[str, object], held, out: Path, scale: int 
     import torch
     from PIL import Image, ImageDraw
 
+    from napari_biogan.metrics.attributes import decode_slices
+
     index = torch.as_tensor([i for i in RECONSTRUCTION_SLICES if i < len(held)])
     images, values = held["image"].take(index).float(), held["attributes"].take(index).float()
-    rows = [("held-out input", images)]
-    for name, model in models.items():
-        with torch.inference_mode():
-            state = model.family.encode(model.nets, model.config, {"image": images})
-            state["original"] = values
-            controls = {s.name: values[:, j] for j, s in enumerate(model.config.specs)}
-            rows.append((name, model.family.decode(model.nets, model.config, state, controls)["image"].clamp(-1, 1)))
+    rows = [("held-out input", images)] + [(name, decode_slices(model, images, values, values))
+                                           for name, model in models.items()]
     side, label_w = images.shape[-1], 150
     canvas = Image.new("RGB", (label_w + len(index) * side, len(rows) * side), "white")
     draw = ImageDraw.Draw(canvas)
@@ -163,9 +160,11 @@ def main() -> None:
     except BioGanError as err:
         sys.exit(str(err))
     counts = test.subset(evaluation_subset(len(test), args.n, args.seed)).counts("diagnosis")
+    first_held = None
     for name, model in models.items():
         try:
             held = model.family.prepare_data(test.sources(), model.config)
+            first_held = held if first_held is None else first_held
             metrics = evaluate_fader(model, held, n=args.n, seed=args.seed, classifier=classifier)
         except BioGanError as err:
             sys.exit(f"{name}: {err}")
@@ -187,11 +186,10 @@ def main() -> None:
     if args.picture:
         print("wrote", draw_progression(first, Path(args.picture)))
     if args.reconstructions:
-        held = first.family.prepare_data(test.sources(), first.config)
         stems = [Path(name).stem for name in models]  # two files of one name: say which folder each is in
         labels = {name: Path(name).stem if stems.count(Path(name).stem) == 1 else
                   f"{Path(name).parent.name}/{Path(name).stem}" for name in models}
-        print("wrote", draw_reconstructions({labels[n]: m for n, m in models.items()}, held,
+        print("wrote", draw_reconstructions({labels[n]: m for n, m in models.items()}, first_held,
                                             Path(args.reconstructions)))
 
 

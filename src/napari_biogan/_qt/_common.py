@@ -197,7 +197,7 @@ class LayerPicker(QComboBox):
     def __init__(self, viewer, parent=None, layer_type: type | None = None, none_text: str | None = None):
         super().__init__(parent)
         compact(self)
-        self.viewer = unwrap_viewer(viewer)
+        self.viewer = viewer
         self.none_text = none_text  # an optional choice: this first entry picks no layer
         if layer_type is not None:
             self.layer_type = layer_type

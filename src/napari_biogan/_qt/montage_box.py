@@ -12,7 +12,7 @@ from qtpy.QtWidgets import QFormLayout, QGroupBox, QLabel, QPushButton, QWidget
 from ..core.errors import BioGanError, DataError
 from ..core.export import PROVENANCE_KEY
 from ..core.montage import GAP, MAX_SAMPLES, PAIR_GAP, grid_shape, montage_pair, tile
-from ._common import ImageLayerPicker, add_layers, report_error, unwrap_viewer
+from ._common import ImageLayerPicker, add_layers, report_error
 from .explore_work import unit_range
 from .layer_axes import layer_array, own_axes, own_metadata
 
@@ -70,7 +70,7 @@ class MontageBox(QGroupBox):
 
     def __init__(self, viewer, parent: QWidget | None = None):
         super().__init__("Montage", parent)
-        self.viewer = viewer = unwrap_viewer(viewer)
+        self.viewer = viewer
         form = QFormLayout(self)
         self.samples_picker = ImageLayerPicker(viewer)
         self.samples_picker.setToolTip("The stack whose samples are tiled (the last generated one by default)")

@@ -251,8 +251,7 @@ class FaderFamily(Family):
         # lambda_schedule steps (500k steps there; a CPU run has thousands, so the weights are larger).
         return {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "batch_size": 32, "lambda_latent": 0.01,
                 "lambda_classifier": 0.03, "lambda_patch": 0.01, "lambda_schedule": 1000, "grad_clip": 5.0,
-                "flip_axes": (-1,),
-                "shift": 3, "intensity_jitter": 0.1}
+                "flip_axes": (-1,), "shift": 3, "intensity_jitter": 0.1}
 
     def make_optimizers(self, nets, hparams):
         import itertools
@@ -311,7 +310,9 @@ class FaderFamily(Family):
             loss_clf = attribute_loss(specs, encoder.estimate(swapped), flipped)
             loss = loss + weight * warm * (loss_clf + attribute_loss(specs, encoder.estimate(recon), y, w))
             result["classifier_swap"] = loss_clf.item()
-        decoded = (torch.cat([recon, swapped]) if swapped is not None else recon) if patch is not None else None
+        decoded = None
+        if patch is not None:  # what the patch discriminator judges: reconstructed (and edited) slices
+            decoded = recon if swapped is None else torch.cat([recon, swapped])
         if patch_weight > 0:  # decoded slices (reconstructed and edited) must pass for real ones, patch by patch
             patch.requires_grad_(False)
             loss_patch = F.softplus(-patch(decoded)).mean()

@@ -239,19 +239,10 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
     index = torch.as_tensor(evaluation_subset(len(real), n, seed))
     images = real["image"].take(index).float()
     values = real["attributes"].take(index).float()
-    family, config = model.family, model.config
-    specs = config.specs
+    specs = model.config.specs
 
     def decode(wanted: "torch.Tensor") -> "torch.Tensor":
-        parts = []
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                chunk = images[start:start + batch_size].to(model.device)
-                state = family.encode(model.nets, config, {"image": chunk})
-                state["original"] = values[start:start + batch_size].to(model.device)
-                controls = {s.name: wanted[start:start + batch_size, j].to(model.device) for j, s in enumerate(specs)}
-                parts.append(family.decode(model.nets, config, state, controls)["image"].float().cpu())
-        return torch.cat(parts).clamp(-1, 1)
+        return decode_slices(model, images, values, wanted, batch_size)
 
     rebuilt = decode(values)
     metrics = {"reconstruction_mse": float(((rebuilt - images) / 2).pow(2).mean()),
@@ -287,6 +278,25 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
         metrics[f"swap_accuracy_{spec.name}"] = float(np.mean(swaps))
         metrics[f"swap_accuracy_{spec.name}_real"] = real_scores[f"accuracy_{spec.name}"]
     return metrics
+
+
+def decode_slices(model, images: "torch.Tensor", original: "torch.Tensor", wanted: "torch.Tensor",
+                  batch_size: int = 64) -> "torch.Tensor":
+    """Prepared slices (N, 1, S, S) in [-1, 1] with their own attribute values ``original`` (N, A), decoded
+    with the values ``wanted`` (N, A), in batches; ``wanted = original`` is the reconstruction."""
+    import torch
+
+    family, config = model.family, model.config
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size].to(model.device)
+            state = family.encode(model.nets, config, {"image": chunk})
+            state["original"] = original[start:start + batch_size].to(model.device)
+            controls = {s.name: wanted[start:start + batch_size, j].to(model.device)
+                        for j, s in enumerate(config.specs)}
+            parts.append(family.decode(model.nets, config, state, controls)["image"].float().cpu())
+    return torch.cat(parts).clamp(-1, 1)
 
 
 def gradient_magnitude(images: "torch.Tensor") -> "torch.Tensor":
