@@ -157,6 +157,28 @@ def test_generator_plan_handles_frame_counts_that_are_not_powers_of_two():
         savgan_config("cpu-small", attention="linear")
 
 
+def test_start_frames_sets_where_the_generator_creates_its_time_axis(tmp_path):
+    assert generator_plan(16, 32, 32, 3, start_frames=16) == ((16, 4, 4), 0)  # every frame its own start
+    assert generator_plan(16, 32, 32, 3, start_frames=4) == ((4, 4, 4), 2)
+    assert generator_plan(16, 32, 32, 3, start_frames=0) == generator_plan(16, 32, 32, 3) == ((2, 4, 4), 3)
+    for bad in (3, 1, 32):  # not a divisor; 16x needs 4 doublings of 3; more than the frames
+        with pytest.raises(DataError, match="cannot start from"):
+            generator_plan(16, 32, 32, 3, start_frames=bad)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(DataError, match="start_frames"):
+            savgan_config("cpu-small", start_frames=bad)
+    model = GanModel.new("savgan", seed=0, **dict(TINY, start_frames=8, time_upsampling="resize",
+                                                   time_padding="replicate"))
+    assert model.nets["generator"].start.shape[0] == 8
+    videos = np.asarray(model.sample(2, seed=1, precision="fp32"))
+    assert videos.shape[1:3] == (1, 8)
+    model.save(tmp_path / "start.safetensors")
+    again = GanModel.load(tmp_path / "start.safetensors")
+    assert again.config.start_frames == 8
+    assert np.array_equal(videos, np.asarray(again.sample(2, seed=1, precision="fp32")))
+    assert get_family("savgan").config_from_dict({"frames": 16}).start_frames == 0  # older files: the paper's
+
+
 def test_same_seed_gives_a_bit_identical_video_and_other_seeds_differ():
     model = GanModel.new("savgan", seed=0, **TINY)
     a, b = model.sample(2, seed=7, precision="fp32"), model.sample(2, seed=7, precision="fp32")

@@ -70,10 +70,14 @@ class SavganConfig:
     time_padding: str = "zeros"
     generator_norm: str = "video"  # GENERATOR_NORMS; "video" is the paper's
     time_upsampling: str = "transposed"  # TIME_UPSAMPLINGS; "transposed" is the paper's
+    #: frames of G_V's start map (0: the paper's, as few as the up-samplings allow; see generator_plan)
+    start_frames: int = 0
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
                             ("widths", "critic_widths"))
+        if isinstance(self.start_frames, bool) or not isinstance(self.start_frames, int) or self.start_frames < 0:
+            raise DataError(f"'start_frames' must be a whole number (0 for the paper's plan), not {self.start_frames!r}.")
         if self.time_padding not in TIME_PADDING:
             raise DataError(f"Unknown time_padding '{self.time_padding}'; choose one of {', '.join(TIME_PADDING)}.")
         if self.generator_norm not in GENERATOR_NORMS:

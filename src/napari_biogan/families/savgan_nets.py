@@ -18,7 +18,8 @@ from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, ge
     time_crop, time_kernel, transposed_in_time, up_in_time
 
 
-def generator_plan(frames: int, height: int, width: int, levels: int) -> tuple[tuple[int, int, int], int]:
+def generator_plan(frames: int, height: int, width: int, levels: int,
+                   start_frames: int = 0) -> tuple[tuple[int, int, int], int]:
     """Start size (T0, Y0, X0) of G_V and how many of its ``levels`` x2 up-samplings double T.
 
     Y and X are doubled at every level, so they must be multiples of 2**levels with
@@ -27,6 +28,12 @@ def generator_plan(frames: int, height: int, width: int, levels: int) -> tuple[t
     (the paper), 10 frames start at 5 and are doubled once, 7 frames are never
     doubled. The other levels keep T with a (3, 4, 4) kernel, stride (1, 2, 2), so
     every generated frame is one the critics see (no generate-and-crop).
+
+    ``start_frames`` (0: the paper's plan above) sets T0 instead: ``frames`` must be it times a
+    power of two no larger than ``2**levels``. With T0 = 2 every in-between frame is a blend of
+    two start frames drawn independently from z, and a blend of two uncorrelated images has
+    1/sqrt(2) of their contrast in the middle (README "The faint first and last frames");
+    T0 = frames gives every frame its own start features.
     """
     if levels < 1:
         raise DataError("The generator needs at least one up-sampling level (one width).")
@@ -34,6 +41,12 @@ def generator_plan(frames: int, height: int, width: int, levels: int) -> tuple[t
         raise DataError(f"A {frames}x{height}x{width} video cannot be built with {levels} up-sampling levels; "
                         f"height and width must be multiples of {2 ** levels} and at least {2 ** (levels + 1)}.")
     time_ups = doublings(frames, levels)
+    if start_frames:
+        ratio = frames // start_frames if start_frames > 0 and frames % start_frames == 0 else 0
+        if ratio < 1 or ratio & (ratio - 1) or ratio > 2 ** levels:
+            raise DataError(f"{frames} frames cannot start from {start_frames}: the frame count must be the start "
+                            f"frames times 1, 2, 4, ... up to {2 ** levels}.")
+        time_ups = ratio.bit_length() - 1
     return (frames >> time_ups, height >> levels, width >> levels), time_ups
 
 
@@ -44,7 +57,7 @@ class VideoGenerator(nn.Module):
         super().__init__()
         widths = tuple(cfg.widths)
         levels = len(widths)
-        start, time_ups = generator_plan(cfg.frames, cfg.height, cfg.width, levels)
+        start, time_ups = generator_plan(cfg.frames, cfg.height, cfg.width, levels, cfg.start_frames)
         self.latent_dim = cfg.latent_dim
         self.start = LatentProjection3d(cfg.latent_dim, widths[0], start)  # the paper's ConvT3d k(T0, Y0, X0) from z
         self.start_norm = generator_norm(widths[0], cfg.generator_norm)
