@@ -8,8 +8,8 @@ import pytest
 from real_data import shared_data
 from napari_biogan.core.errors import DataError, ModelFileError
 from napari_biogan.metrics.digit_classifier import DIGIT_CLASSIFIER_FILE
-from napari_biogan.metrics.video import (aacd, cell_video_metrics, cos_ts, flips_per_sequence,
-                                         frechet_video_distance, moving_mnist_metrics, video_report)
+from napari_biogan.metrics.video import (aacd, cell_video_metrics, cos_ts, crossfade_correlation,
+                                         flips_per_sequence, frame_correlation, frechet_video_distance, moving_mnist_metrics, video_report)
 from napari_biogan.metrics.video_features import (digit_video_features, load_i3d_torchscript,
                                                   statistical_video_features)
 
@@ -193,3 +193,23 @@ def test_video_report_puts_the_real_values_beside_the_generated():
     assert digits["flips_per_seq"] > 0
     with pytest.raises(DataError, match="cells, digits"):
         video_report(fake, real, "faces")
+
+
+def test_frame_and_crossfade_correlation_tell_a_cross_fade_from_fresh_frames():
+    rng = np.random.default_rng(0)
+    start, end = rng.random((2, 20, 1, 16, 16))
+    weights = np.linspace(0, 1, 9)[None, :, None, None]
+    crossfade = (1 - weights) * start + weights * end  # (20, 9, 16, 16): the ends blended
+    fresh = rng.random((20, 9, 16, 16))  # every frame new
+    still = np.repeat(start, 9, axis=1)
+    assert frame_correlation(still) == pytest.approx(1.0)
+    assert abs(frame_correlation(fresh)) < 0.05 and frame_correlation(crossfade) > 0.9
+    assert frame_correlation(crossfade, lag=8) < 0.1  # its ends are unrelated
+    assert crossfade_correlation(crossfade) == pytest.approx(1.0)
+    assert abs(crossfade_correlation(fresh)) < 0.1
+    # and the contrast sag the metric explains: the middle frame has 1/sqrt(2) of the ends' contrast
+    contrast = crossfade.reshape(20, 9, -1).std(-1).mean(0)
+    assert contrast[4] / contrast[[0, -1]].mean() == pytest.approx(2 ** -0.5, abs=0.05)
+    assert frame_correlation(np.zeros((2, 3, 4, 4))) == 0.0  # flat frames: no correlation, no NaN
+    with pytest.raises(DataError, match="lag"):
+        frame_correlation(fresh, lag=9)
