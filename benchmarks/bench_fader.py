@@ -51,6 +51,8 @@ def table(metrics: dict[str, float], classes: tuple[str, ...], held_counts: dict
     lines.append(f"Reconstruction with the slices' own diagnosis: MSE (intensities 0..1) "
                  f"{metrics['reconstruction_mse']:.4f}, sharpness (1 = as sharp as the input) "
                  f"{metrics.get('reconstruction_sharpness', float('nan')):.3f}")
+    lines.append(f"Edit identity (edited slices whose most similar input is their own, over every class): "
+                 f"{metrics.get('edit_identity', float('nan')):.1%}")
     lines.append("Seed report, Fader Networks on CelebA: " +
                  ", ".join(f"{k} swap accuracy {v:.1%}" for k, v in SEED_FIGURES.items()))
     return "\n".join(lines)

@@ -201,6 +201,16 @@ def test_sharpness_is_one_for_the_input_and_falls_with_blur():
                      images) > 1  # noise is not detail, and the score says so by going above 1
 
 
+def test_edit_identity_keeps_a_faithful_edit_and_catches_a_class_template():
+    from napari_biogan.metrics.attributes import identity_retrieval
+
+    images = torch.from_numpy(slices(8, size=32))[:, None] / 127.5 - 1
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(0))
+    assert identity_retrieval(images + 0.1 * noise + 0.3, images) == 1.0  # brighter, noisier: still itself
+    template = images.mean(0, keepdim=True).expand_as(images) + 0.01 * noise  # the input ignored
+    assert identity_retrieval(template, images) <= 0.25
+
+
 @pytest.mark.parametrize("attributes, message", [
     ({"diagnosis": ["NonDemented", "Oops", "MildDemented"]}, "'Oops', which is not one of the declared classes"),
     ({"diagnosis": ["NonDemented", 2, "x"]}, "mixes numbers and text"),
@@ -252,7 +262,7 @@ def test_attribute_metrics_and_the_evaluation_classifier(tmp_path):
     metrics = evaluate_fader(model, real, n=6, seed=0, classifier=loaded, grid=3)
     for name in ("CN", "MCI", "AD"):
         assert 0 <= metrics[f"swap_accuracy_dx_{name}"] <= 1
-    assert 0 < metrics["reconstruction_sharpness"] < 10
+    assert 0 < metrics["reconstruction_sharpness"] < 10 and 0 <= metrics["edit_identity"] <= 1
     assert {"reconstruction_mse", "swap_accuracy_dx", "swap_accuracy_dx_real", "error_age", "monotonic_age"} <= \
         set(metrics)
     csv_path = write_metrics_csv(tmp_path / "m.csv", metrics, {"model": "tiny"})

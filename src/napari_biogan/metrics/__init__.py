@@ -15,6 +15,8 @@ METRIC_NOTES: dict[str, tuple[str, str]] = {
                            "(intensities 0..1); lower is closer"),
     "reconstruction_sharpness": ("Reconstruction sharpness", "fine detail of the reconstructed slice over the "
                                  "input's (mean gradient magnitude); 1 is as sharp, below 1 is blurred"),
+    "edit_identity": ("Edit identity", "fraction of edited slices whose most similar input is their own "
+                      "slice; 1 is best, a class template scores about 1/slices"),
     "pixel_accuracy": ("Pixel accuracy", "fraction of pixels given their true class; 1 is best"),
     "recon_l2": ("Reconstruction L2", "median pixel error of held-out real cells found in the model "
                  "(latent optimisation); lower is closer"),

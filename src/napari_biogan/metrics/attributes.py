@@ -14,6 +14,11 @@
 - Reconstruction MSE with the slices' own attributes (intensities on a [0, 1] scale), and
   the reconstruction's sharpness: its mean gradient magnitude over the input's (1 = as much
   fine detail as the input; a blurred reconstruction scores well below 1 even at a low MSE).
+- Edit identity: the fraction of edited slices whose most similar input slice (pixel
+  correlation, among all evaluated inputs) is their own source. 1 = every edit is still
+  recognisably its own slice; an editor that draws a class template whatever the input scores
+  about 1/n. A whole-slice measure: it cannot tell whether a small region (the ventricles)
+  follows the input.
 """
 
 from __future__ import annotations
@@ -248,6 +253,7 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
     metrics = {"reconstruction_mse": float(((rebuilt - images) / 2).pow(2).mean()),
                "reconstruction_sharpness": sharpness(rebuilt, images)}
     real_scores = classifier_scores(classifier, images, _classifier_values(classifier, specs, values))
+    identities: list[float] = []
     for j, spec in enumerate(specs):
         column = classifier.covers(spec)
         if column is None:
@@ -258,7 +264,9 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
             for value in requested:
                 wanted = values.clone()
                 wanted[:, j] = float(value)
-                predictions.append(classifier.predict(decode(wanted))[:, column])
+                edited = decode(wanted)
+                identities.append(identity_retrieval(edited, images))
+                predictions.append(classifier.predict(edited)[:, column])
             predictions = np.stack(predictions, 1)  # (n, grid)
             metrics[f"error_{spec.name}"] = float(np.abs(predictions - requested[None]).mean())
             metrics[f"error_{spec.name}_real"] = real_scores[f"error_{spec.name}"]
@@ -269,7 +277,9 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
         for c, name in enumerate(spec.classes):
             wanted = values.clone()
             wanted[:, j] = float(c)
-            accuracy = float((classifier.predict(decode(wanted))[:, column] == c).mean())
+            edited = decode(wanted)
+            identities.append(identity_retrieval(edited, images))
+            accuracy = float((classifier.predict(edited)[:, column] == c).mean())
             metrics[f"swap_accuracy_{spec.name}_{name}"] = accuracy
             reference = real_scores.get(f"accuracy_{spec.name}_{name}")
             if reference is not None:
@@ -277,6 +287,8 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
             swaps.append(accuracy)
         metrics[f"swap_accuracy_{spec.name}"] = float(np.mean(swaps))
         metrics[f"swap_accuracy_{spec.name}_real"] = real_scores[f"accuracy_{spec.name}"]
+    if identities:
+        metrics["edit_identity"] = float(np.mean(identities))
     return metrics
 
 
@@ -297,6 +309,19 @@ def decode_slices(model, images: "torch.Tensor", original: "torch.Tensor", wante
                         for j, s in enumerate(config.specs)}
             parts.append(family.decode(model.nets, config, state, controls)["image"].float().cpu())
     return torch.cat(parts).clamp(-1, 1)
+
+
+def identity_retrieval(edited: "torch.Tensor", inputs: "torch.Tensor") -> float:
+    """Fraction of ``edited[i]`` whose most correlated slice in ``inputs`` (pixels) is ``inputs[i]``."""
+    import torch
+
+    def unit(x: "torch.Tensor") -> "torch.Tensor":
+        x = x.reshape(len(x), -1).double()
+        x = x - x.mean(1, keepdim=True)
+        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    nearest = (unit(edited) @ unit(inputs).T).argmax(1)
+    return float((nearest == torch.arange(len(edited))).double().mean())
 
 
 def gradient_magnitude(images: "torch.Tensor") -> "torch.Tensor":
