@@ -79,6 +79,37 @@ def test_replicate_time_padding_leaves_no_faint_edge_frames():
     assert new.min() > 0.85 * np.median(new)  # every frame within 15 % of the typical one
 
 
+def _filtered_contrast(mode: str) -> np.ndarray:
+    """Per-frame std (relative to the middle frame) of independent random frames after four k3 mean
+    filters in time, each padded with ``pad_time(mode)`` (zeros: plain zero padding)."""
+    import torch.nn.functional as F
+
+    from napari_biogan.nn.blocks import pad_time
+
+    x = torch.randn(2000, 1, 16, 1, 1, generator=torch.Generator().manual_seed(0))
+    kernel = torch.full((1, 1, 3, 1, 1), 1 / 3)
+    for _ in range(4):
+        x = F.conv3d(F.pad(x, (0, 0, 0, 0, 1, 1)) if mode == "zeros" else pad_time(x, mode), kernel)
+    std = x.std(0).flatten().numpy()
+    return std / std[8]
+
+
+def test_only_circular_time_padding_averages_edge_frames_like_the_others():
+    """Why trained models' edge frames differ in contrast (README "Video"): a temporal filter over frames
+    that differ lowers contrast; zero padding averages edge frames with nothing (faint: the shipped
+    models), replicate and reflect with copies of themselves (over-contrasted: the start_frames=16 run)."""
+    zeros, replicate, reflect, circular = (_filtered_contrast(m) for m in ("zeros", "replicate", "reflect",
+                                                                          "circular"))
+    assert zeros[[0, -1]].max() < 0.65 and replicate[[0, -1]].min() > 1.25 and reflect[[0, -1]].min() > 1.2
+    assert np.abs(circular - 1).max() < 0.05
+    model = GanModel.new("savgan", seed=0, **dict(TINY, time_padding="circular", start_frames=8,
+                                                   time_upsampling="resize"))
+    assert np.asarray(model.sample(2, seed=0, precision="fp32")).shape[1:3] == (1, 8)
+    assert model.nets["video_critic"](torch.zeros(2, 1, 8, 16, 16)).shape == (2,)
+    with pytest.raises(DataError, match="time_padding"):
+        savgan_config("cpu-small", time_padding="mirror")
+
+
 def _frame_profile(**config):
     """Per-frame contrast of 16 untrained videos (relative to the median frame), and the even/odd zigzag."""
     from napari_biogan.core.model import Model

@@ -32,9 +32,10 @@ from ..core.registry import register
 from .video import VideoFamily
 
 #: how G_V's transposed convolutions and D_V's convolutions pad time (nn.blocks.time_crop, DownConv3d):
-#: "replicate" leaves no frame short of kernel taps in G_V and weighs edge frames fully in D_V;
-#: "zeros" is the paper's (faint first and last frames)
-TIME_PADDING = ("replicate", "zeros")
+#: "replicate", "reflect" and "circular" leave no frame short of kernel taps in G_V and weigh edge frames
+#: fully in D_V; only "circular" averages edge frames in time like the others (nn.blocks.time_crop);
+#: "zeros" is the paper's (faint first and last frames). The names of nn.blocks.TIME_PADDINGS (no torch here)
+TIME_PADDING = ("replicate", "zeros", "reflect", "circular")
 #: G_V's normalisation (nn.blocks.generator_norm): "video" pools each channel over the clip (the
 #: paper's InstanceNorm3d), "frame" normalises every frame on its own (no contrast ramp over time)
 GENERATOR_NORMS = ("video", "frame")

@@ -73,7 +73,7 @@ class VideoGenerator(nn.Module):
         last_doubles_time = levels - 1 < time_ups
         kernel_t, stride_t, self.out_resize = time_kernel(last_doubles_time, cfg.time_upsampling)
         self.out = nn.ConvTranspose3d(widths[-1], cfg.channels, (kernel_t, 4, 4), (stride_t, 2, 2), 1)
-        self.out_crop = time_crop(stride_t == 2, cfg.time_padding)
+        self.out_crop, self.time_padding = time_crop(stride_t == 2, cfg.time_padding), cfg.time_padding
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The start map (B, C0, T0, Y0, X0): early activations for GANSpace directions."""
@@ -83,7 +83,8 @@ class VideoGenerator(nn.Module):
         x = self.features(z)
         for block, attention in zip(self.blocks, self.attention):
             x = attention(block(x))
-        return torch.tanh(transposed_in_time(self.out, up_in_time(x, self.out_resize), self.out_crop))
+        return torch.tanh(transposed_in_time(self.out, up_in_time(x, self.out_resize), self.out_crop,
+                                             self.time_padding))
 
 
 class VideoCritic(nn.Module):
