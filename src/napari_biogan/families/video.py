@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core.errors import DataError
 from ..core.registry import Channel, Family
+from ..metrics.pixels import centred_unit_rows
 
 
 class VideoFamily(Family):
@@ -57,9 +58,7 @@ def frame_correlations(stack: np.ndarray, pairs: int = 64) -> tuple[float, float
     from at most ``pairs`` pairs of frames sub-sampled to about 64 x 64 pixels."""
     t = len(stack)
     step_y, step_x = max(1, stack.shape[1] // 64), max(1, stack.shape[2] // 64)
-    small = np.asarray(stack[:, ::step_y, ::step_x], dtype=np.float64).reshape(t, -1)
-    small = small - small.mean(axis=1, keepdims=True)
-    small /= np.linalg.norm(small, axis=1, keepdims=True) + 1e-12
+    small = centred_unit_rows(stack[:, ::step_y, ::step_x])
     starts = np.unique(np.linspace(0, t - 2, min(pairs, t - 1)).astype(int))
     near = np.median([small[i] @ small[i + 1] for i in starts])
     far = np.median([small[i] @ small[(i + t // 2) % t] for i in starts])

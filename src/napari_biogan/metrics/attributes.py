@@ -32,6 +32,7 @@ import numpy as np
 
 from ..core.errors import DataError, ModelFileError
 from ..data.attributes import CONTINUOUS, AttributeSpec, parse_specs
+from .pixels import centred_unit_rows
 
 if TYPE_CHECKING:
     import torch
@@ -246,14 +247,18 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
     values = real["attributes"].take(index).float()
     specs = model.config.specs
 
-    def decode(wanted: "torch.Tensor") -> "torch.Tensor":
-        return decode_slices(model, images, values, wanted, batch_size)
+    identities: list[float] = []
 
-    rebuilt = decode(values)
+    def edit(wanted: "torch.Tensor") -> "torch.Tensor":
+        """The slices decoded with ``wanted``; how recognisable each still is, kept for edit identity."""
+        edited = decode_slices(model, images, values, wanted, batch_size)
+        identities.append(identity_retrieval(edited, images))
+        return edited
+
+    rebuilt = decode_slices(model, images, values, values, batch_size)
     metrics = {"reconstruction_mse": float(((rebuilt - images) / 2).pow(2).mean()),
                "reconstruction_sharpness": sharpness(rebuilt, images)}
     real_scores = classifier_scores(classifier, images, _classifier_values(classifier, specs, values))
-    identities: list[float] = []
     for j, spec in enumerate(specs):
         column = classifier.covers(spec)
         if column is None:
@@ -264,9 +269,7 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
             for value in requested:
                 wanted = values.clone()
                 wanted[:, j] = float(value)
-                edited = decode(wanted)
-                identities.append(identity_retrieval(edited, images))
-                predictions.append(classifier.predict(edited)[:, column])
+                predictions.append(classifier.predict(edit(wanted))[:, column])
             predictions = np.stack(predictions, 1)  # (n, grid)
             metrics[f"error_{spec.name}"] = float(np.abs(predictions - requested[None]).mean())
             metrics[f"error_{spec.name}_real"] = real_scores[f"error_{spec.name}"]
@@ -277,9 +280,7 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
         for c, name in enumerate(spec.classes):
             wanted = values.clone()
             wanted[:, j] = float(c)
-            edited = decode(wanted)
-            identities.append(identity_retrieval(edited, images))
-            accuracy = float((classifier.predict(edited)[:, column] == c).mean())
+            accuracy = float((classifier.predict(edit(wanted))[:, column] == c).mean())
             metrics[f"swap_accuracy_{spec.name}_{name}"] = accuracy
             reference = real_scores.get(f"accuracy_{spec.name}_{name}")
             if reference is not None:
@@ -313,15 +314,8 @@ def decode_slices(model, images: "torch.Tensor", original: "torch.Tensor", wante
 
 def identity_retrieval(edited: "torch.Tensor", inputs: "torch.Tensor") -> float:
     """Fraction of ``edited[i]`` whose most correlated slice in ``inputs`` (pixels) is ``inputs[i]``."""
-    import torch
-
-    def unit(x: "torch.Tensor") -> "torch.Tensor":
-        x = x.reshape(len(x), -1).double()
-        x = x - x.mean(1, keepdim=True)
-        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-    nearest = (unit(edited) @ unit(inputs).T).argmax(1)
-    return float((nearest == torch.arange(len(edited))).double().mean())
+    nearest = (centred_unit_rows(edited) @ centred_unit_rows(inputs).T).argmax(1)
+    return float((nearest == np.arange(len(nearest))).mean())
 
 
 def gradient_magnitude(images: "torch.Tensor") -> "torch.Tensor":

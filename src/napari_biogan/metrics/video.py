@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.errors import DataError
 from .frechet import frechet_distance
+from .pixels import lagged_correlation, paired_correlation
 
 
 class FrameClassifier(Protocol):
@@ -56,21 +57,12 @@ def aacd(videos, value_range: tuple[float, float] = (0.0, 1.0), scale: float = 2
     return float(np.abs(np.diff(means, axis=1)).mean(axis=1).mean())
 
 
-def _pixel_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of the pixels of paired frames (N, Y, X), one value per pair (0 for a flat frame)."""
-    a = a.reshape(len(a), -1) - a.reshape(len(a), -1).mean(1, keepdims=True)
-    b = b.reshape(len(b), -1) - b.reshape(len(b), -1).mean(1, keepdims=True)
-    norm = np.sqrt((a * a).sum(1) * (b * b).sum(1))
-    return np.divide((a * b).sum(1), norm, out=np.zeros(len(a)), where=norm > 0)
-
-
 def frame_correlation(videos, lag: int = 1, value_range: tuple[float, float] = (0.0, 1.0)) -> float:
     """Mean pixel correlation of frames ``lag`` apart (1: a still video; ~0: unrelated frames)."""
     data = as_videos(videos, value_range)
     if not 1 <= lag < data.shape[1]:
         raise DataError(f"A lag of {lag} frames needs videos longer than {lag} frames (these have {data.shape[1]}).")
-    return float(np.mean([_pixel_correlation(data[:, t], data[:, t + lag]).mean()
-                          for t in range(data.shape[1] - lag)]))
+    return float(lagged_correlation(data, lag).mean())
 
 
 def crossfade_correlation(videos, value_range: tuple[float, float] = (0.0, 1.0)) -> float:
@@ -82,7 +74,7 @@ def crossfade_correlation(videos, value_range: tuple[float, float] = (0.0, 1.0))
     """
     data = as_videos(videos, value_range)
     ends = (data[:, 0] + data[:, -1]) / 2
-    return float(_pixel_correlation(data[:, data.shape[1] // 2], ends).mean())
+    return float(paired_correlation(data[:, data.shape[1] // 2], ends).mean())
 
 
 def _classifier(classifier):

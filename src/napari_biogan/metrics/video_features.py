@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from ..core.errors import DataError, ModelFileError
+from .pixels import lagged_correlation
 
 FeatureFunction = Callable[[np.ndarray], np.ndarray]
 LAGS = (1, 2, 4)
@@ -95,7 +96,7 @@ def _stats(videos: np.ndarray) -> np.ndarray:
         np.stack([np.abs(v[:, k:] - v[:, :-k]).mean((1, 2, 3)) for k in _lags(t)], 1),  # 3 motion by lag
         _histograms(diff, 8, 0.5),                                 # 8 motion histogram
         _layout(diff.mean(1)),                                     # 16 where it moves
-        np.stack([_frame_correlation(v, k) for k in _lags(t)], 1),  # 3 temporal smoothness
+        np.stack([lagged_correlation(v, k, flat=1.0) for k in _lags(t)], 1),  # 3 smoothness (flat = alike)
         np.stack([np.abs(np.diff(frame_means, axis=1)).mean(1), frame_means.std(1)], 1),  # 2 flicker
     ]
     return np.concatenate(parts, axis=1).astype(np.float64)
@@ -173,14 +174,3 @@ def _layout(images: np.ndarray, cells: int = 4) -> np.ndarray:
     n, y, x = images.shape
     by, bx = y // cells, x // cells
     return images[:, :by * cells, :bx * cells].reshape(n, cells, by, cells, bx).mean((2, 4)).reshape(n, -1)
-
-
-def _frame_correlation(v: np.ndarray, lag: int) -> np.ndarray:
-    """Mean Pearson correlation between frames t and t+lag, per video (1 for identical frames)."""
-    a = v[:, :-lag].reshape(*v[:, :-lag].shape[:2], -1).astype(np.float64)
-    b = v[:, lag:].reshape(*v[:, lag:].shape[:2], -1).astype(np.float64)
-    a = a - a.mean(-1, keepdims=True)
-    b = b - b.mean(-1, keepdims=True)
-    denom = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
-    corr = np.where(denom > 1e-12, (a * b).sum(-1) / np.maximum(denom, 1e-12), 1.0)
-    return corr.mean(1)
