@@ -318,3 +318,27 @@ def test_replicate_time_padding_lets_the_video_critic_weigh_edge_frames():
 
     zeros, replicate = edge_weight("zeros"), edge_weight("replicate")
     assert zeros < 0.6 and replicate > zeros + 0.2, (zeros, replicate)
+
+
+def test_margin_frames_generates_extra_frames_and_crops_them_so_edge_frames_are_not_faint(tmp_path):
+    """Generate-and-crop (video issue): with the paper's zero padding an untrained G_V's first and last
+    frames have about half the contrast of the middle; generated with 2 extra frames at each end and
+    cropped, they have generated neighbours and the profile is flat."""
+    paper, _ = _frame_profile(time_padding="zeros")
+    cropped, _ = _frame_profile(time_padding="zeros", margin_frames=2)
+    assert paper[[0, -1]].max() < 0.6
+    assert np.abs(cropped - 1).max() < 0.1
+    model = GanModel.new("savgan", seed=0, **dict(TINY, margin_frames=4, start_frames=8, time_upsampling="resize"))
+    assert model.nets["generator"].start.shape[0] == 8  # 8 + 2 x 4 generated frames start from 8
+    videos = np.asarray(model.sample(2, seed=1, precision="fp32"))
+    assert videos.shape[1:3] == (1, 8)
+    model.save(tmp_path / "margin.safetensors")
+    again = GanModel.load(tmp_path / "margin.safetensors")
+    assert again.config.margin_frames == 4
+    assert np.array_equal(videos, np.asarray(again.sample(2, seed=1, precision="fp32")))
+    assert get_family("savgan").config_from_dict({"frames": 16}).margin_frames == 0  # older files: none
+    for bad in (-1, 1.5, True):
+        with pytest.raises(DataError, match="margin_frames"):
+            savgan_config("cpu-small", margin_frames=bad)
+    with pytest.raises(DataError, match="plus both margins"):
+        GanModel.new("savgan", seed=0, **dict(TINY, margin_frames=1, start_frames=8))

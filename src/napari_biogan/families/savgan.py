@@ -73,12 +73,18 @@ class SavganConfig:
     time_upsampling: str = "transposed"  # TIME_UPSAMPLINGS; "transposed" is the paper's
     #: frames of G_V's start map (0: the paper's, as few as the up-samplings allow; see generator_plan)
     start_frames: int = 0
+    #: frames G_V generates beyond each end of the clip and crops away (generate-and-crop), so the
+    #: clip's first and last frames have generated neighbours like the others, whatever the padding
+    #: (0: the paper's, every generated frame is shown)
+    margin_frames: int = 0
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
                             ("widths", "critic_widths"))
-        if isinstance(self.start_frames, bool) or not isinstance(self.start_frames, int) or self.start_frames < 0:
-            raise DataError(f"'start_frames' must be a whole number (0 for the paper's plan), not {self.start_frames!r}.")
+        for name, zero_means in (("start_frames", "the paper's plan"), ("margin_frames", "no extra frames")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise DataError(f"'{name}' must be a whole number (0 for {zero_means}), not {value!r}.")
         if self.time_padding not in TIME_PADDING:
             raise DataError(f"Unknown time_padding '{self.time_padding}'; choose one of {', '.join(TIME_PADDING)}.")
         if self.generator_norm not in GENERATOR_NORMS:

@@ -33,7 +33,8 @@ def generator_plan(frames: int, height: int, width: int, levels: int,
     power of two no larger than ``2**levels``. With T0 = 2 every in-between frame is a blend of
     two start frames drawn independently from z, and a blend of two uncorrelated images has
     1/sqrt(2) of their contrast in the middle (README "The faint first and last frames");
-    T0 = frames gives every frame its own start features.
+    T0 = frames gives every frame its own start features. With ``margin_frames`` the generator plans
+    ``frames + 2 * margin_frames`` frames (pass that count here) and crops the margins.
     """
     if levels < 1:
         raise DataError("The generator needs at least one up-sampling level (one width).")
@@ -44,8 +45,9 @@ def generator_plan(frames: int, height: int, width: int, levels: int,
     if start_frames:
         ratio = frames // start_frames if start_frames > 0 and frames % start_frames == 0 else 0
         if ratio < 1 or ratio & (ratio - 1) or ratio > 2 ** levels:
-            raise DataError(f"{frames} frames cannot start from {start_frames}: the frame count must be the start "
-                            f"frames times 1, 2, 4, ... up to {2 ** levels}.")
+            raise DataError(f"{frames} generated frames (the clip's plus both margins) cannot start from "
+                            f"{start_frames}: that count must be the start frames times 1, 2, 4, ... up to "
+                            f"{2 ** levels}.")
         time_ups = ratio.bit_length() - 1
     return (frames >> time_ups, height >> levels, width >> levels), time_ups
 
@@ -57,7 +59,10 @@ class VideoGenerator(nn.Module):
         super().__init__()
         widths = tuple(cfg.widths)
         levels = len(widths)
-        start, time_ups = generator_plan(cfg.frames, cfg.height, cfg.width, levels, cfg.start_frames)
+        # generate-and-crop: G_V makes margin_frames more at each end and forward() drops them
+        self.margin, self.frames = cfg.margin_frames, cfg.frames
+        start, time_ups = generator_plan(cfg.frames + 2 * cfg.margin_frames, cfg.height, cfg.width, levels,
+                                         cfg.start_frames)
         self.latent_dim = cfg.latent_dim
         self.start = LatentProjection3d(cfg.latent_dim, widths[0], start)  # the paper's ConvT3d k(T0, Y0, X0) from z
         self.start_norm = generator_norm(widths[0], cfg.generator_norm)
@@ -83,8 +88,8 @@ class VideoGenerator(nn.Module):
         x = self.features(z)
         for block, attention in zip(self.blocks, self.attention):
             x = attention(block(x))
-        return torch.tanh(transposed_in_time(self.out, up_in_time(x, self.out_resize), self.out_crop,
-                                             self.time_padding))
+        x = transposed_in_time(self.out, up_in_time(x, self.out_resize), self.out_crop, self.time_padding)
+        return torch.tanh(x[:, :, self.margin:self.margin + self.frames])
 
 
 class VideoCritic(nn.Module):
