@@ -7,8 +7,10 @@ Loads the shipped (or given) Fader model and the frozen evaluation classifier, p
 TEST split of ../shared/data/alzheimer_mri_4class (slices of 200 scans the model and the
 classifier never saw) as the family prepares training data, and prints one markdown table:
 per diagnosis class, the classifier's own accuracy on real held-out slices beside the swap
-accuracy (held-out slices edited to that class and classified as it), then the
-reconstruction MSE with the slices' own diagnosis; the seed report's CelebA figures beside.
+accuracy (held-out slices edited to that class and classified as it) and the central CSF
+fraction (a ventricle-size proxy, no classifier) of real slices of the class beside that of
+slices edited to it, then the reconstruction MSE with the slices' own diagnosis; the seed
+report's CelebA figures beside.
 ``--picture`` draws one held-out non-demented slice moved to moderate and back, with the
 difference maps (edited minus the reconstruction with its own diagnosis).
 ``--reconstructions`` draws held-out slices (one per class, two of the common ones) above
@@ -37,22 +39,28 @@ RECONSTRUCTION_SLICES = (0, 700, 1100, 1270, 300, 900)
 
 
 def table(metrics: dict[str, float], classes: tuple[str, ...], held_counts: dict[str, int]) -> str:
-    lines = ["| diagnosis | held-out slices | classifier accuracy (real) | swap accuracy (edited) |",
-             "|---|---:|---:|---:|"]
+    lines = ["| diagnosis | held-out slices | classifier accuracy (real) | swap accuracy (edited) "
+             "| central CSF, real slices | central CSF, edited to the class |",
+             "|---|---:|---:|---:|---:|---:|"]
+
+    def shown(key: str, form: str) -> str:
+        return "-" if metrics.get(key) is None else format(metrics[key], form)
+
     for name in classes:
-        real = metrics.get(f"swap_accuracy_diagnosis_{name}_real")
-        swap = metrics.get(f"swap_accuracy_diagnosis_{name}", float("nan"))
-        shown = "-" if real is None else f"{real:.1%}"
-        lines.append(f"| {name} | {held_counts.get(name, 0)} | {shown} | {swap:.1%} |")
-    lines.append(f"| mean over classes | {sum(held_counts.values())} | "
-                 f"{metrics.get('swap_accuracy_diagnosis_real', float('nan')):.1%} | "
-                 f"{metrics.get('swap_accuracy_diagnosis', float('nan')):.1%} |")
+        lines.append(f"| {name} | {held_counts.get(name, 0)} | {shown(f'swap_accuracy_diagnosis_{name}_real', '.1%')} "
+                     f"| {shown(f'swap_accuracy_diagnosis_{name}', '.1%')} "
+                     f"| {shown(f'central_csf_diagnosis_{name}_real', '.3f')} "
+                     f"| {shown(f'central_csf_diagnosis_{name}', '.3f')} |")
+    lines.append(f"| mean over classes | {sum(held_counts.values())} | {shown('swap_accuracy_diagnosis_real', '.1%')} "
+                 f"| {shown('swap_accuracy_diagnosis', '.1%')} | | |")
     lines.append("")
     lines.append(f"Reconstruction with the slices' own diagnosis: MSE (intensities 0..1) "
                  f"{metrics['reconstruction_mse']:.4f}, sharpness (1 = as sharp as the input) "
                  f"{metrics.get('reconstruction_sharpness', float('nan')):.3f}")
     lines.append(f"Edit identity (edited slices whose most similar input is their own, over every class): "
                  f"{metrics.get('edit_identity', float('nan')):.1%}")
+    lines.append(f"Central CSF (dark pixels in the central half: a ventricle-size proxy) of edits follows their "
+                 f"inputs': correlation over slices {shown('central_csf_follows_input', '.3f')}")
     lines.append("Seed report, Fader Networks on CelebA: " +
                  ", ".join(f"{k} swap accuracy {v:.1%}" for k, v in SEED_FIGURES.items()))
     return "\n".join(lines)

@@ -211,6 +211,15 @@ def test_edit_identity_keeps_a_faithful_edit_and_catches_a_class_template():
     assert identity_retrieval(template, images) <= 0.25
 
 
+def test_central_csf_counts_dark_pixels_in_the_central_half_only():
+    from napari_biogan.metrics.attributes import central_csf_fraction
+
+    images = torch.ones(3, 1, 32, 32)
+    images[1, 0, 12:20, 12:20] = -1  # an 8x8 "ventricle" in the 16x16 centre
+    images[2, 0, :4, :] = -1  # dark background at the top edge: outside the centre, not counted
+    assert central_csf_fraction(images).tolist() == [0.0, 0.25, 0.0]
+
+
 @pytest.mark.parametrize("attributes, message", [
     ({"diagnosis": ["NonDemented", "Oops", "MildDemented"]}, "'Oops', which is not one of the declared classes"),
     ({"diagnosis": ["NonDemented", 2, "x"]}, "mixes numbers and text"),
@@ -263,6 +272,9 @@ def test_attribute_metrics_and_the_evaluation_classifier(tmp_path):
     for name in ("CN", "MCI", "AD"):
         assert 0 <= metrics[f"swap_accuracy_dx_{name}"] <= 1
     assert 0 < metrics["reconstruction_sharpness"] < 10 and 0 <= metrics["edit_identity"] <= 1
+    for name in ("CN", "MCI", "AD"):  # ventricle-size proxy of edits to each class, beside real slices of it
+        assert 0 <= metrics[f"central_csf_dx_{name}"] <= 1
+    assert {"central_csf_dx_CN_real", "central_csf_dx_MCI_real"} <= set(metrics)
     assert {"reconstruction_mse", "swap_accuracy_dx", "swap_accuracy_dx_real", "error_age", "monotonic_age"} <= \
         set(metrics)
     csv_path = write_metrics_csv(tmp_path / "m.csv", metrics, {"model": "tiny"})

@@ -17,6 +17,9 @@ METRIC_NOTES: dict[str, tuple[str, str]] = {
                                  "input's (mean gradient magnitude); 1 is as sharp, below 1 is blurred"),
     "edit_identity": ("Edit identity", "fraction of edited slices whose most similar input is their own "
                       "slice; 1 is best, a class template scores about 1/slices"),
+    "central_csf_follows_input": ("Central CSF follows input", "correlation over slices between each input's "
+                                  "central CSF fraction and its edits'; near 1 when edits keep their own "
+                                  "slice's ventricles"),
     "pixel_accuracy": ("Pixel accuracy", "fraction of pixels given their true class; 1 is best"),
     "recon_l2": ("Reconstruction L2", "median pixel error of held-out real cells found in the model "
                  "(latent optimisation); lower is closer"),
@@ -89,7 +92,10 @@ def _attribute_note(key: str) -> tuple[str, str] | None:
             ("swap_accuracy_", "Swap accuracy", "fraction of edited slices the evaluation classifier assigns "
                                                 "to the requested value; 1 is best"),
             ("error_", "Error", "predicted minus requested value of a continuous attribute; 0 is best"),
-            ("monotonic_", "Monotonic", "fraction of slider moves the prediction follows; 1 is best")):
+            ("monotonic_", "Monotonic", "fraction of slider moves the prediction follows; 1 is best"),
+            ("central_csf_", "Central CSF", "fraction of dark (CSF) pixels in the slice's central half, a "
+                                            "ventricle-size proxy, of slices edited to that class; compare "
+                                            "with real slices of the class")):
         if key.startswith(prefix):
             return f"{label} ({key[len(prefix):].replace('_', ' ')})", meaning
     return None
