@@ -198,16 +198,20 @@ def test_start_frames_sets_where_the_generator_creates_its_time_axis(tmp_path):
     for bad in (-1, 2.5, True):
         with pytest.raises(DataError, match="start_frames"):
             savgan_config("cpu-small", start_frames=bad)
-    model = GanModel.new("savgan", seed=0, **dict(TINY, start_frames=8, time_upsampling="resize",
-                                                   time_padding="replicate"))
-    assert model.nets["generator"].start.shape[0] == 8
+    model = _reopened(tmp_path, start_frames=8, time_upsampling="resize", time_padding="replicate")
+    assert model.nets["generator"].start.shape[0] == 8 and model.config.start_frames == 8
+    assert get_family("savgan").config_from_dict({"frames": 16}).start_frames == 0  # older files: the paper's
+
+
+def _reopened(tmp_path, **switches):
+    """A TINY model with ``switches`` saved and loaded again; its 8-frame clips must come back bit-identical."""
+    model = GanModel.new("savgan", seed=0, **dict(TINY, **switches))
     videos = np.asarray(model.sample(2, seed=1, precision="fp32"))
     assert videos.shape[1:3] == (1, 8)
-    model.save(tmp_path / "start.safetensors")
-    again = GanModel.load(tmp_path / "start.safetensors")
-    assert again.config.start_frames == 8
+    model.save(tmp_path / "switches.safetensors")
+    again = GanModel.load(tmp_path / "switches.safetensors")
     assert np.array_equal(videos, np.asarray(again.sample(2, seed=1, precision="fp32")))
-    assert get_family("savgan").config_from_dict({"frames": 16}).start_frames == 0  # older files: the paper's
+    return again
 
 
 def test_same_seed_gives_a_bit_identical_video_and_other_seeds_differ():
@@ -328,14 +332,9 @@ def test_margin_frames_generates_extra_frames_and_crops_them_so_edge_frames_are_
     cropped, _ = _frame_profile(time_padding="zeros", margin_frames=2)
     assert paper[[0, -1]].max() < 0.6
     assert np.abs(cropped - 1).max() < 0.1
-    model = GanModel.new("savgan", seed=0, **dict(TINY, margin_frames=4, start_frames=8, time_upsampling="resize"))
+    model = _reopened(tmp_path, margin_frames=4, start_frames=8, time_upsampling="resize")
     assert model.nets["generator"].start.shape[0] == 8  # 8 + 2 x 4 generated frames start from 8
-    videos = np.asarray(model.sample(2, seed=1, precision="fp32"))
-    assert videos.shape[1:3] == (1, 8)
-    model.save(tmp_path / "margin.safetensors")
-    again = GanModel.load(tmp_path / "margin.safetensors")
-    assert again.config.margin_frames == 4
-    assert np.array_equal(videos, np.asarray(again.sample(2, seed=1, precision="fp32")))
+    assert model.config.margin_frames == 4
     assert get_family("savgan").config_from_dict({"frames": 16}).margin_frames == 0  # older files: none
     for bad in (-1, 1.5, True):
         with pytest.raises(DataError, match="margin_frames"):
