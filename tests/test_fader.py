@@ -275,6 +275,11 @@ def test_attribute_metrics_and_the_evaluation_classifier(tmp_path):
     for name in ("CN", "MCI", "AD"):  # ventricle-size proxy of edits to each class, beside real slices of it
         assert 0 <= metrics[f"central_csf_dx_{name}"] <= 1
     assert {"central_csf_dx_CN_real", "central_csf_dx_MCI_real"} <= set(metrics)
+    age_only = train_attribute_classifier(real["image"].source.numpy(), real["attributes"].source.numpy()[:, 1:],
+                                          model.config.specs[1:], steps=1, batch_size=4, width=4)
+    unread = evaluate_fader(model, real, n=6, seed=0, classifier=age_only, grid=3)
+    assert "swap_accuracy_dx" not in unread and "error_age" in unread  # dx is not read by this classifier,
+    assert 0 <= unread["central_csf_dx_AD"] <= 1  # but its ventricle check needs none
     assert {"reconstruction_mse", "swap_accuracy_dx", "swap_accuracy_dx_real", "error_age", "monotonic_age"} <= \
         set(metrics)
     csv_path = write_metrics_csv(tmp_path / "m.csv", metrics, {"model": "tiny"})

@@ -242,7 +242,8 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
 
     ``real``: training data prepared by the family (``image`` (N, 1, S, S) in [-1, 1] and
     ``attributes`` (N, A)); ``n`` slices are drawn with ``seed`` (all when ``n`` >= N).
-    Attributes the classifier does not read get only the reconstruction MSE.
+    Attributes the classifier does not read get no swap accuracy or continuous error; categorical ones
+    still get the classifier-free central CSF fractions.
     """
     import torch
 
@@ -270,9 +271,9 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
     real_scores = classifier_scores(classifier, images, _classifier_values(classifier, specs, values))
     for j, spec in enumerate(specs):
         column = classifier.covers(spec)
-        if column is None:
-            continue
         if spec.kind == CONTINUOUS:
+            if column is None:
+                continue
             requested = np.linspace(spec.low, spec.high, grid)
             predictions = []
             for value in requested:
@@ -290,8 +291,6 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
             wanted = values.clone()
             wanted[:, j] = float(c)
             edited = edit(wanted)
-            accuracy = float((classifier.predict(edited)[:, column] == c).mean())
-            metrics[f"swap_accuracy_{spec.name}_{name}"] = accuracy
             csf = central_csf_fraction(edited)
             metrics[f"central_csf_{spec.name}_{name}"] = float(csf.mean())
             of_class = (values[:, j] == c).numpy()
@@ -299,12 +298,17 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
                 metrics[f"central_csf_{spec.name}_{name}_real"] = float(csf_inputs[of_class].mean())
             if csf_inputs.std() > 0 and csf.std() > 0:
                 csf_follows.append(float(np.corrcoef(csf_inputs, csf)[0, 1]))
+            if column is None:  # the classifier does not read this attribute: no swap accuracy
+                continue
+            accuracy = float((classifier.predict(edited)[:, column] == c).mean())
+            metrics[f"swap_accuracy_{spec.name}_{name}"] = accuracy
             reference = real_scores.get(f"accuracy_{spec.name}_{name}")
             if reference is not None:
                 metrics[f"swap_accuracy_{spec.name}_{name}_real"] = reference
             swaps.append(accuracy)
-        metrics[f"swap_accuracy_{spec.name}"] = float(np.mean(swaps))
-        metrics[f"swap_accuracy_{spec.name}_real"] = real_scores[f"accuracy_{spec.name}"]
+        if swaps:
+            metrics[f"swap_accuracy_{spec.name}"] = float(np.mean(swaps))
+            metrics[f"swap_accuracy_{spec.name}_real"] = real_scores[f"accuracy_{spec.name}"]
     if identities:
         metrics["edit_identity"] = float(np.mean(identities))
     if csf_follows:
