@@ -134,8 +134,12 @@ def check_hparams(family, values: dict[str, Any]) -> dict[str, Any]:
             if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
                 raise DataError(f"'{key}' takes numbers separated by '/', not {value!r}.")
             checked[key] = tuple(value)
-        else:
-            checked[key] = str(value)
+        else:  # text; a list written "a,b" arrives as a tuple
+            checked[key] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    if "diff_augment" in checked:
+        from ..nn.augment import augment_policy
+
+        augment_policy(checked["diff_augment"])  # an unknown name stops here, before any training
     if not 0 <= checked.get("ema_decay", 0.0) < 1:
         raise DataError(f"'ema_decay' is from 0 (off) to below 1, e.g. 0.999; not {checked['ema_decay']}.")
     for key in ("batch_size", "n_critic"):

@@ -359,9 +359,9 @@ def augment(x, shift: int, jitter: float, generator):
     flips come from the training data's ``flip_axes``."""
     import torch
 
-    if shift > 0:
-        moves = torch.randint(-shift, shift + 1, (len(x), 2), generator=generator).tolist()
-        x = torch.stack([torch.roll(s, (dy, dx), (-2, -1)) for s, (dy, dx) in zip(x, moves)])
+    from ..nn.augment import random_shift
+
+    x = random_shift(x, shift, generator)
     if jitter > 0:
         scale = 1 + (torch.rand(len(x), 1, 1, 1, generator=generator) * 2 - 1) * jitter
         x = ((x + 1) * scale.to(x.device) - 1).clamp(-1, 1)  # the background (-1) stays background

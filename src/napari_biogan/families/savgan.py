@@ -142,7 +142,8 @@ class SavganFamily(VideoFamily):
     def default_hparams(self) -> dict[str, Any]:
         # REFERENCE section 1: Adam (0, 0.9), TTUR 1e-4 / 4e-4, 5 critic steps, GP 10, batch 8.
         return {"lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "n_critic": 5, "gp_weight": 10.0,
-                "batch_size": 8, "image_critic_weight": None, "flip_axes": (), "ema_decay": 0.0}
+                "batch_size": 8, "image_critic_weight": None, "flip_axes": (), "ema_decay": 0.0,
+                "diff_augment": ""}
 
     def make_optimizers(self, nets, hparams):
         import torch
@@ -173,14 +174,22 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
     """``n_critic`` updates of D_V and D_I (loss + GP in one step each), then one G_V update.
 
     ``next_batch()`` gives real videos; ``sample_noise(n)`` draws n latents from ``generator``.
+    ``hparams["diff_augment"]`` (e.g. "shift,cutout"; "" off, the paper's) passes real and generated
+    clips through the same kind of random augmentation before both critics (nn.augment).
     """
     import torch
 
     from ..nn.losses import gradient_penalty
 
+    from ..nn.augment import augment_policy, diff_augment
+
     gen, d_video, d_frame = nets["generator"], nets["video_critic"], nets["frame_critic"]
     critics = (d_video, d_frame)
     gp_weight = float(hparams["gp_weight"])
+    policy = augment_policy(hparams.get("diff_augment", ""))
+
+    def seen(videos):  # what the critics see: the clips through DiffAugment, when asked for
+        return diff_augment(videos, policy, generator) if policy else videos
 
     def noise(n, device):
         return sample_noise(n).to(device)
@@ -191,6 +200,7 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
         real = next_batch()
         with torch.no_grad():
             fake = gen(noise(len(real), real.device))
+        real, fake = seen(real), seen(fake)
         loss_v = (d_video(fake).mean() - d_video(real).mean()
                   + gp_weight * gradient_penalty(d_video, real, fake, generator))
         real_f, fake_f = random_frames(real, generator), random_frames(fake, generator)
@@ -202,7 +212,7 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
 
     for critic in critics:  # the G step needs gradients through the critics, not of their weights
         critic.requires_grad_(False)
-    fake = gen(noise(len(real), real.device))
+    fake = seen(gen(noise(len(real), real.device)))
     adv_v, adv_i = d_video(fake).mean(), d_frame(random_frames(fake, generator)).mean()
     loss_g = -adv_v - image_critic_weight * adv_i
     optimizers["generator"].zero_grad(set_to_none=True)
