@@ -85,7 +85,7 @@ def build(name: str, args) -> None:
     print(f"{name}: {len(data)} training clips {tuple(data.head(1)['image'].shape[1:])}", flush=True)
     work = Path(args.work) / f"{name}-train.safetensors"
     hparams = {"batch_size": args.batch, "flip_axes": (3, 4) if dataset == "t98g" else (),
-               "ema_decay": args.ema_decay}
+               "ema_decay": args.ema_decay, **args.hparam}
     settings = TrainSettings(steps=args.steps or STEPS.get(name, 3000), seed=args.seed, output=str(work), overwrite=True,
                              checkpoint_every=args.checkpoint_every, preview_every=args.checkpoint_every,
                              hparams=hparams, data_description=DATA_NOTES[dataset])
@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config changes for a fresh run, e.g. time_padding=replicate generator_norm=frame "
                              "time_upsampling=resize (a resumed run keeps its file's config)")
+    parser.add_argument("--hparam", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="training hyper-parameters beside the paper's, e.g. diff_augment=shift,cutout")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--work", default="/tmp/napari-biogan-video-zoo", help="resumable training files")
@@ -147,6 +149,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     args.set = parse_assignments(args.set, "config value")
+    args.hparam = parse_assignments(args.hparam, "hyper-parameter")
     if args.threads:
         import torch
 

@@ -48,7 +48,7 @@ def test_gradients_reach_the_generator_through_the_augmentation():
 
 def test_an_unknown_augmentation_is_one_sentence_before_training():
     assert augment_policy("shift+cutout") == augment_policy("shift, cutout") == ("shift", "cutout")
-    assert augment_policy("") == ()
+    assert augment_policy("") == () and augment_policy(("shift",)) == ("shift",)
     family = get_family("savgan")
     assert check_hparams(family, {"diff_augment": ("shift", "cutout")}) == {"diff_augment": "shift,cutout"}
     with pytest.raises(DataError, match="Unknown augmentation 'rotate'; choose from shift, cutout"):

@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # torch is imported where augmenting happens, so checking a p
 AUGMENTATIONS = ("shift", "cutout")
 
 
-def augment_policy(text: str) -> tuple[str, ...]:
-    """``"shift,cutout"`` (or ``shift+cutout``, ``""`` for none) -> the names, checked."""
+def augment_policy(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    """``"shift,cutout"`` (or ``shift+cutout``, a tuple of names, ``""`` for none) -> the names, checked."""
+    text = text if isinstance(text, str) else ",".join(map(str, text))
     names = tuple(name for name in re.split(r"[,+/\s]+", text.strip()) if name)
     unknown = [name for name in names if name not in AUGMENTATIONS]
     if unknown:
