@@ -94,6 +94,9 @@ def main() -> None:
               f"| {clip_aacd.mean() / real_aacd:.2f} | {lag1.mean():.2f} ± {lag1.std():.2f} | {fade.mean():.2f} ± {fade.std():.2f} |")
     print(f"| real clips | - | {real_profile[0]:.3f} / {real_profile[len(real_profile) // 2]:.3f} / "
           f"{real_profile[-1]:.3f} | - | {real_aacd:.3f} | 1.00 | {real_lag1:.2f} | {real_fade:.2f} |")
+    print("\nWhole profiles (each frame's contrast, mean over seeds):")
+    for name, profile in profiles.items():
+        print(f"- {name}: " + " ".join(f"{v:.3f}" for v in profile))
     if args.plot:
         plot(args.plot, profiles)
         print(f"\nwrote {args.plot}")
