@@ -257,7 +257,7 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
     specs = model.config.specs
 
     identities: list[float] = []
-    csf_inputs, csf_follows = central_csf_fraction(images), []
+    csf_inputs, csf_follows, csf_metrics = central_csf_fraction(images), [], {}  # CSF rows after the others
 
     def edit(wanted: "torch.Tensor") -> "torch.Tensor":
         """The slices decoded with ``wanted``; how recognisable each still is, kept for edit identity."""
@@ -292,10 +292,10 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
             wanted[:, j] = float(c)
             edited = edit(wanted)
             csf = central_csf_fraction(edited)
-            metrics[f"central_csf_{spec.name}_{name}"] = float(csf.mean())
+            csf_metrics[f"central_csf_{spec.name}_{name}"] = float(csf.mean())
             of_class = (values[:, j] == c).numpy()
             if of_class.any():
-                metrics[f"central_csf_{spec.name}_{name}_real"] = float(csf_inputs[of_class].mean())
+                csf_metrics[f"central_csf_{spec.name}_{name}_real"] = float(csf_inputs[of_class].mean())
             if csf_inputs.std() > 0 and csf.std() > 0:
                 csf_follows.append(float(np.corrcoef(csf_inputs, csf)[0, 1]))
             if column is None:  # the classifier does not read this attribute: no swap accuracy
@@ -311,6 +311,7 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
             metrics[f"swap_accuracy_{spec.name}_real"] = real_scores[f"accuracy_{spec.name}"]
     if identities:
         metrics["edit_identity"] = float(np.mean(identities))
+    metrics.update(csf_metrics)
     if csf_follows:
         metrics["central_csf_follows_input"] = float(np.mean(csf_follows))
     return metrics
