@@ -103,7 +103,8 @@ def main() -> None:
 
 
 def plot(path: str, profiles: dict[str, np.ndarray], width: int = 720, height: int = 360) -> None:
-    """Frame contrast against frame index, one coloured line per model, the real clips in black."""
+    """Frame contrast against frame index, one coloured line per model, the real clips in black, and the
+    target band (the real clips' mean contrast +-15 %) in grey."""
     from PIL import Image, ImageDraw
 
     colours = [(214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
@@ -121,10 +122,15 @@ def plot(path: str, profiles: dict[str, np.ndarray], width: int = 720, height: i
         draw.text((x(t) - 4, bottom + 6), str(t + 1), fill="black")
     draw.text((left, height - 18), "frame", fill="black")
     draw.text((left + 4, 2), "mean pixel std per frame (contrast)", fill="black")
+    real = profiles.get("real clips")
+    if real is not None:  # the target: every frame within 15 % of the real clips' mean contrast
+        low, high = y(0.85 * float(real.mean())), y(1.15 * float(real.mean()))
+        draw.rectangle([left + 1, high, right, low], fill=(232, 232, 232))
+        draw.text((right + 12, height - 56), "grey: real mean +-15 %", fill=(110, 110, 110))
     for i, (name, profile) in enumerate(profiles.items()):
         colour = (0, 0, 0) if name == "real clips" else colours[i % len(colours)]
         draw.line([(x(t), y(v)) for t, v in enumerate(profile)], fill=colour, width=3)
-        draw.text((right + 12, top + 16 * i), Path(name).name[:38], fill=colour)
+        draw.text((right + 12, top + 16 * i), Path(name).name.replace(".safetensors", "")[:38], fill=colour)
     image.save(path)
 
 
