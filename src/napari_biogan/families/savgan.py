@@ -179,9 +179,8 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
     """
     import torch
 
-    from ..nn.losses import gradient_penalty
-
     from ..nn.augment import augment_policy, diff_augment
+    from ..nn.losses import gradient_penalty
 
     gen, d_video, d_frame = nets["generator"], nets["video_critic"], nets["frame_critic"]
     critics = (d_video, d_frame)
