@@ -35,7 +35,7 @@ from pathlib import Path
 
 
 from napari_biogan.core.model import GanModel
-from napari_biogan.core.settings import parse_assignments
+from napari_biogan.core.settings import check_hparams, parse_assignments
 from napari_biogan.core.training import Trainer, TrainSettings
 from napari_biogan.core.zoo import ZOO_DIR
 from napari_biogan.data.zoo_clips import MMNIST_TRAIN_CLIPS, zoo_reference_clips, zoo_training_clips
@@ -84,8 +84,9 @@ def build(name: str, args) -> None:
     data = model.family.prepare_data(clips, config)
     print(f"{name}: {len(data)} training clips {tuple(data.head(1)['image'].shape[1:])}", flush=True)
     work = Path(args.work) / f"{name}-train.safetensors"
-    hparams = {"batch_size": args.batch, "flip_axes": (3, 4) if dataset == "t98g" else (),
-               "ema_decay": args.ema_decay, **args.hparam}
+    # checked like the CLI's (a misspelt name or an unknown augmentation stops here, before training)
+    hparams = check_hparams(model.family, {"batch_size": args.batch, "flip_axes": (3, 4) if dataset == "t98g" else (),
+                                           "ema_decay": args.ema_decay, **args.hparam})
     settings = TrainSettings(steps=args.steps or STEPS.get(name, 3000), seed=args.seed, output=str(work), overwrite=True,
                              checkpoint_every=args.checkpoint_every, preview_every=args.checkpoint_every,
                              hparams=hparams, data_description=DATA_NOTES[dataset])

@@ -66,8 +66,8 @@ class SavganConfig:
     variant: str = "savgan"  # a label: "savgan" or "3dgan"
     preset: str = "custom"
     metric_set: str = ""  # "cells" or "digits" (Moving MNIST); "" lets the family decide
-    #: "zeros" (the paper's) or "replicate" (no frame short of kernel taps; not yet shown to train better,
-    #: see README "The faint first and last frames")
+    #: TIME_PADDING: "zeros" (the paper's; faint edge frames), "replicate", "reflect" or "circular" (no frame
+    #: short of kernel taps; none yet shown to meet the contrast and AACD targets, README "Video")
     time_padding: str = "zeros"
     generator_norm: str = "video"  # GENERATOR_NORMS; "video" is the paper's
     time_upsampling: str = "transposed"  # TIME_UPSAMPLINGS; "transposed" is the paper's

@@ -23,7 +23,8 @@ AUGMENTATIONS = ("shift", "cutout")
 
 
 def augment_policy(text: str | tuple[str, ...]) -> tuple[str, ...]:
-    """``"shift,cutout"`` (or ``shift+cutout``, a tuple of names, ``""`` for none) -> the names, checked."""
+    """``"shift,cutout"`` (or ``shift+cutout``, ``""`` for none) -> the names, checked. A list of names is
+    taken too: training files written before hyper-parameters were checked in the build script keep one."""
     text = text if isinstance(text, str) else ",".join(map(str, text))
     names = tuple(name for name in re.split(r"[,+/\s]+", text.strip()) if name)
     unknown = [name for name in names if name not in AUGMENTATIONS]
