@@ -131,6 +131,21 @@ def test_resize_time_upsampling_removes_the_even_odd_frame_checkerboard():
     assert np.abs(profile - 1).max() < 0.05
 
 
+def test_linear_time_upsampling_turns_a_smooth_change_into_a_ramp_not_a_staircase(tmp_path):
+    """Regression (video issue): with "resize" (frames repeated) the replicate-padded SAVGAN's mean
+    intensity changed 3x more between frame pairs than within them (0.6-0.9 vs 2.0-3.9 per transition,
+    on 0..255); a smooth change of the coarser frames arrived as a staircase."""
+    from napari_biogan.nn.blocks import up_in_time
+
+    ramp = torch.arange(6.0).reshape(1, 1, 6, 1, 1).expand(1, 1, 6, 2, 2)
+    steps = {mode: np.diff(up_in_time(ramp, mode)[0, 0, :, 0, 0].numpy()) for mode in ("nearest", "linear")}
+    assert np.array_equal(steps["nearest"], np.tile([0.0, 1.0], 6)[:-1])  # the staircase
+    assert np.allclose(steps["linear"][1:-1], 0.5) and np.allclose(steps["linear"][[0, -1]], 0.25)
+    model = _reopened(tmp_path, start_frames=2, time_upsampling="linear", time_padding="replicate")
+    assert model.config.time_upsampling == "linear"
+    assert np.asarray(model.sample(2, seed=0, precision="fp32")).shape[1:3] == (1, 8)
+
+
 def test_frame_norm_gives_every_frame_the_same_feature_scale():
     """InstanceNorm3d lets a channel ramp up over the clip; the per-frame norm cannot."""
     from napari_biogan.nn.blocks import generator_norm

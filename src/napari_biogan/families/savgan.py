@@ -40,8 +40,9 @@ TIME_PADDING = ("replicate", "zeros", "reflect", "circular")
 #: paper's InstanceNorm3d), "frame" normalises every frame on its own (no contrast ramp over time)
 GENERATOR_NORMS = ("video", "frame")
 #: how G_V doubles time (nn.blocks.time_kernel): "transposed" (the paper's k4 s2, even/odd frame
-#: checkerboard) or "resize" (repeat frames, then k3 s1)
-TIME_UPSAMPLINGS = ("transposed", "resize")
+#: checkerboard), "resize" (repeat frames, then k3 s1: frames come in pairs) or "linear" (interpolate
+#: frames, then k3 s1)
+TIME_UPSAMPLINGS = ("transposed", "resize", "linear")
 
 ATTENTION_MODES = ("nystrom", "full", "none")
 

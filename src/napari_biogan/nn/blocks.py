@@ -84,23 +84,34 @@ def generator_norm(channels: int, kind: str) -> nn.Module:
     raise ValueError(f"Unknown generator norm '{kind}'; 'video' or 'frame'.")
 
 
-def up_in_time(x: torch.Tensor, resize: bool) -> torch.Tensor:
-    """Each frame repeated twice when ``resize`` (then a k3 stride-1 convolution in time does the rest)."""
-    return x.repeat_interleave(2, dim=2) if resize else x
+def up_in_time(x: torch.Tensor, resize: str) -> torch.Tensor:
+    """Time doubled before a k3 stride-1 convolution in time (``resize``: see :func:`time_kernel`; "": as is).
+
+    "nearest" repeats each frame twice, so a smooth change of the coarser frames arrives as a
+    staircase (frame pairs, then a step); "linear" interpolates (edge frames replicated), so it
+    arrives as a ramp."""
+    if resize == "nearest":
+        return x.repeat_interleave(2, dim=2)
+    if resize == "linear":
+        return F.interpolate(x, scale_factor=(2.0, 1.0, 1.0), mode="trilinear", align_corners=False)
+    return x
 
 
-def time_kernel(double_time: bool, time_upsampling: str) -> tuple[int, int, bool]:
+def time_kernel(double_time: bool, time_upsampling: str) -> tuple[int, int, str]:
     """(kernel, stride, resize) in time of one generator level.
 
     ``"transposed"`` (the paper's): a k4 stride-2 transposed convolution doubles time; its taps
     alternate between even and odd output frames (a checkerboard in time). ``"resize"``: frames
-    are repeated, then a k3 stride-1 convolution: every output frame gets the same taps.
+    are repeated (nearest), then a k3 stride-1 convolution: every output frame gets the same taps,
+    but frames come in pairs. ``"linear"``: frames are interpolated, then the same convolution.
+    ``resize`` is the :func:`up_in_time` mode ("" when time is not resized).
     """
-    if time_upsampling not in ("transposed", "resize"):
-        raise ValueError(f"Unknown time up-sampling '{time_upsampling}'; 'transposed' or 'resize'.")
+    modes = {"transposed": "", "resize": "nearest", "linear": "linear"}
+    if time_upsampling not in modes:
+        raise ValueError(f"Unknown time up-sampling '{time_upsampling}'; one of {', '.join(modes)}.")
     if not double_time:
-        return 3, 1, False
-    return (3, 1, True) if time_upsampling == "resize" else (4, 2, False)
+        return 3, 1, ""
+    return (3, 1, modes[time_upsampling]) if modes[time_upsampling] else (4, 2, "")
 
 
 class UpBlock3d(nn.Module):
