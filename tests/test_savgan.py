@@ -146,6 +146,28 @@ def test_linear_time_upsampling_turns_a_smooth_change_into_a_ramp_not_a_staircas
     assert np.asarray(model.sample(2, seed=0, precision="fp32")).shape[1:3] == (1, 8)
 
 
+def test_critic_motion_gives_the_video_critic_each_frame_minus_the_one_before(tmp_path):
+    """The generated T98G clips wander in background brightness twice as much as real ones (median
+    intensity 0.96-1.0 vs 0.47 per frame, 0..255): D_V with ``critic_motion`` reads the differences."""
+    from napari_biogan.nn.blocks import with_frame_differences
+
+    clip = torch.randn(2, 1, 5, 4, 4)
+    seen = with_frame_differences(clip)
+    assert seen.shape == (2, 2, 5, 4, 4) and torch.equal(seen[:, :1], clip)
+    assert torch.equal(seen[:, 1, 0], torch.zeros(2, 4, 4))
+    assert torch.allclose(seen[:, 1, 3], clip[:, 0, 3] - clip[:, 0, 2])
+    flicker = clip.clone()
+    flicker[:, :, 2] += 0.5  # one brighter frame: two uniform difference maps, +0.5 then -0.5
+    assert torch.allclose((with_frame_differences(flicker) - seen)[:, 1, 2:4].mean(dim=(2, 3)),
+                          torch.tensor([[0.5, -0.5]] * 2))
+    model = _reopened(tmp_path, critic_motion=True)
+    assert model.config.critic_motion and model.nets["video_critic"].layers[0].conv.in_channels == 2
+    assert model.nets["video_critic"](torch.zeros(3, 1, 8, 16, 16)).shape == (3,)
+    assert get_family("savgan").config_from_dict({"frames": 8}).critic_motion is False  # older files
+    with pytest.raises(DataError, match="critic_motion"):
+        savgan_config("cpu-small", critic_motion="yes")
+
+
 def test_frame_norm_gives_every_frame_the_same_feature_scale():
     """InstanceNorm3d lets a channel ramp up over the clip; the per-frame norm cannot."""
     from napari_biogan.nn.blocks import generator_norm
@@ -238,8 +260,10 @@ def test_same_seed_gives_a_bit_identical_video_and_other_seeds_differ():
     assert not np.array_equal(a, model.sample(2, seed=8, precision="fp32"))
 
 
-def test_one_training_step_through_the_trainer_changes_every_network(tmp_path):
-    model = GanModel.new("savgan", seed=0, **TINY)
+@pytest.mark.parametrize("switches", [{}, {"critic_motion": True, "time_upsampling": "linear",
+                                          "time_padding": "replicate", "start_frames": 2}])
+def test_one_training_step_through_the_trainer_changes_every_network(tmp_path, switches):
+    model = GanModel.new("savgan", seed=0, **TINY, **switches)
     data = model.family.prepare_data(_videos(), model.config)
     before = {k: v.clone() for k, v in model.nets.state_dict().items()}
     settings = TrainSettings(steps=2, seed=1, output=str(tmp_path / "v.safetensors"), preview_every=2,

@@ -78,6 +78,9 @@ class SavganConfig:
     #: clip's first and last frames have generated neighbours like the others, whatever the padding
     #: (0: the paper's, every generated frame is shown)
     margin_frames: int = 0
+    #: D_V also reads each frame's difference from the one before (nn.blocks.with_frame_differences)
+    #: beside the frames (False: the paper's critic)
+    critic_motion: bool = False
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
@@ -86,6 +89,8 @@ class SavganConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise DataError(f"'{name}' must be a whole number (0 for {zero_means}), not {value!r}.")
+        if not isinstance(self.critic_motion, bool):
+            raise DataError(f"'critic_motion' is true or false, not {self.critic_motion!r}.")
         if self.time_padding not in TIME_PADDING:
             raise DataError(f"Unknown time_padding '{self.time_padding}'; choose one of {', '.join(TIME_PADDING)}.")
         if self.generator_norm not in GENERATOR_NORMS:

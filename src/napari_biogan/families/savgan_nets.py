@@ -15,7 +15,7 @@ from torch import nn
 from ..core.errors import DataError
 from ..nn.attention import SelfAttention
 from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, generator_norm, spectral, \
-    time_crop, time_kernel, transposed_in_time, up_in_time
+    time_crop, time_kernel, transposed_in_time, up_in_time, with_frame_differences
 
 
 def generator_plan(frames: int, height: int, width: int, levels: int,
@@ -98,7 +98,8 @@ class VideoCritic(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        shape, c_in = (cfg.frames, cfg.height, cfg.width), cfg.channels
+        shape, c_in = (cfg.frames, cfg.height, cfg.width), cfg.channels * (2 if cfg.critic_motion else 1)
+        self.motion = cfg.critic_motion
         layers, attention = [], []
         widths = tuple(cfg.critic_widths)
         for i, c_out in enumerate(widths):
@@ -112,6 +113,7 @@ class VideoCritic(nn.Module):
         self.map_shapes = [l.out_shape for l in layers]  # (T, Y, X) after each layer, for docs and tests
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = with_frame_differences(x) if self.motion else x
         for layer, attention in zip(self.layers, self.attention):
             x = attention(layer(x))
         return self.head(x).flatten(1).mean(1)

@@ -133,6 +133,15 @@ class UpBlock3d(nn.Module):
                                                    self.pad_mode)))
 
 
+def with_frame_differences(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, Y, X) -> (B, 2C, T, Y, X): the clip and each frame minus the one before (zero for the first).
+
+    A critic reading the differences sees a frame-to-frame change of the whole frame's brightness as
+    a uniform difference map, which a patch critic of the raw frames notices only slowly."""
+    differences = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
+    return torch.cat([x, differences], dim=1)
+
+
 class DownConv3d(nn.Module):
     """Spectrally normalised Conv3d + LeakyReLU for a map of ``shape`` (T, Y, X).
 
