@@ -10,7 +10,8 @@ sample seed: the mean pixel standard deviation of each frame over ``n`` clips (t
 "contrast profile"), the worst frame's deviation from the real clips' mean frame contrast
 (the issue's target: within 15 %), AACD (0..255 scale; target <= 1.5x the real clips'), the
 pixel correlation of consecutive frames, and that of the middle frame with the average of the
-first and last (high for a clip that cross-fades between its ends, which sags in mid-clip).
+first and last (high for a clip that cross-fades between its ends, which sags in mid-clip), and where the
+AACD comes from (:func:`aacd_parts`: background brightness, objects, a staircase in time).
 Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
 """
 
@@ -43,6 +44,18 @@ def frame_contrast(videos: np.ndarray) -> np.ndarray:
     return videos.reshape(*videos.shape[:2], -1).std(-1).mean(0)
 
 
+def aacd_parts(videos: np.ndarray) -> tuple[float, float, float]:
+    """Where AACD comes from, on its 0..255 scale: the same frame-to-frame change measured on each frame's
+    median (the background's brightness), on its mean minus median (the objects), and the ratio of the
+    mean change at odd transitions (frame 2->3, 4->5...) to even ones (1->2, 3->4...): far from 1 when
+    frames come in pairs (a staircase in time)."""
+    pixels = videos.reshape(*videos.shape[:2], -1) * 255
+    median, mean = np.median(pixels, -1), pixels.mean(-1)
+    change = lambda series: np.abs(np.diff(series, axis=1))  # noqa: E731
+    steps = change(mean).mean(0)
+    return float(change(median).mean()), float(change(mean - median).mean()), float(steps[1::2].mean() / steps[::2].mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+")
@@ -58,7 +71,7 @@ def main() -> None:
     from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation
 
     torch.set_num_threads(1)
-    profiles, rows, real = {}, [], None
+    profiles, rows, real, parts = {}, [], None, {}
     for spec in args.models:
         model = load(spec)
         if real is None:
@@ -77,6 +90,7 @@ def main() -> None:
             profile = frame_contrast(videos)
             worst = float(np.abs(profile / real_profile.mean() - 1).max())
             runs.append((profile, worst, aacd(videos), frame_correlation(videos), crossfade_correlation(videos)))
+            parts.setdefault(spec, []).append(aacd_parts(videos))
         mean_profile = np.mean([r[0] for r in runs], axis=0)
         profiles[spec] = mean_profile
         worst, clip_aacd, lag1, fade = (np.array([r[i] for r in runs]) for i in range(1, 5))
@@ -94,6 +108,15 @@ def main() -> None:
               f"| {clip_aacd.mean() / real_aacd:.2f} | {lag1.mean():.2f} ± {lag1.std():.2f} | {fade.mean():.2f} ± {fade.std():.2f} |")
     print(f"| real clips | - | {real_profile[0]:.3f} / {real_profile[len(real_profile) // 2]:.3f} / "
           f"{real_profile[-1]:.3f} | - | {real_aacd:.3f} | 1.00 | {real_lag1:.2f} | {real_fade:.2f} |")
+    print("\nWhere AACD comes from (0..255 scale; mean ± std over the seeds): frame-to-frame change of each "
+          "frame's median (background) and of its mean minus median (objects); odd/even transition ratio "
+          "(1: no staircase)\n")
+    print("| model | background | objects | odd / even transitions |")
+    print("|---|---|---|---|")
+    for name, values in [("real clips", [aacd_parts(real)])] + list(parts.items()):
+        values = np.array(values)
+        print(f"| {name} | " + " | ".join(f"{m:.3f} ± {d:.3f}" if len(values) > 1 else f"{m:.3f}"
+                                          for m, d in zip(values.mean(0), values.std(0))) + " |")
     print("\nWhole profiles (each frame's contrast, mean over seeds):")
     for name, profile in profiles.items():
         print(f"- {name}: " + " ".join(f"{v:.3f}" for v in profile))
