@@ -11,7 +11,8 @@ sample seed: the mean pixel standard deviation of each frame over ``n`` clips (t
 (the issue's target: within 15 %), AACD (0..255 scale; target <= 1.5x the real clips'), the
 pixel correlation of consecutive frames, and that of the middle frame with the average of the
 first and last (high for a clip that cross-fades between its ends, which sags in mid-clip), and where the
-AACD comes from (:func:`aacd_parts`: background brightness, objects, a staircase in time).
+AACD comes from (:func:`aacd_parts`: background brightness, objects, a staircase in time);
+``--margins`` profiles the frames G_V generates beyond the clip's ends and crops (``margin_frames``).
 Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
 """
 
@@ -56,6 +57,19 @@ def aacd_parts(videos: np.ndarray) -> tuple[float, float, float]:
     return float(change(median).mean()), float(change(mean - median).mean()), float(steps[1::2].mean() / steps[::2].mean())
 
 
+def margin_profile(model, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame G_V generates, the margin frames it crops included: (contrast per frame, pixel correlation
+    of each frame with the next), over ``n`` clips of latent ``seed``."""
+    import torch
+
+    with torch.inference_mode():
+        videos = model.nets["generator"](model.latents(n, seed).to(model.device), keep_margins=True)
+    frames = ((videos.float().cpu().numpy()[:, 0] + 1) / 2).reshape(n, videos.shape[2], -1)
+    centred = frames - frames.mean(-1, keepdims=True)
+    centred /= np.linalg.norm(centred, axis=-1, keepdims=True) + 1e-12
+    return frames.std(-1).mean(0), (centred[:, 1:] * centred[:, :-1]).sum(-1).mean(0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+")
@@ -63,6 +77,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=64)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--plot", default=None)
+    parser.add_argument("--margins", action="store_true",
+                        help="also profile the margin frames G_V generates and crops (margin_frames > 0)")
     args = parser.parse_args()
 
     import torch
@@ -120,6 +136,19 @@ def main() -> None:
     print("\nWhole profiles (each frame's contrast, mean over seeds):")
     for name, profile in profiles.items():
         print(f"- {name}: " + " ".join(f"{v:.3f}" for v in profile))
+    if args.margins:
+        print("\nEvery generated frame, margins included ([ ] marks the frames the clip keeps; mean over seeds):")
+        for spec in args.models:
+            model = load(spec)
+            margin = getattr(model.config, "margin_frames", 0)
+            if not margin:
+                print(f"- {spec}: no margin frames")
+                continue
+            runs = [margin_profile(model, args.n, seed) for seed in args.seeds]
+            contrast, lag1 = (np.mean([r[i] for r in runs], axis=0) for i in (0, 1))
+            mark = lambda t, text: f"[{text}]" if margin <= t < len(contrast) - margin else text  # noqa: E731
+            print(f"- {spec} contrast: " + " ".join(mark(t, f"{v:.3f}") for t, v in enumerate(contrast)))
+            print(f"  {' ' * len(spec)} next-frame r: " + " ".join(f"{v:.2f}" for v in lag1))
     if args.plot:
         plot(args.plot, profiles)
         print(f"\nwrote {args.plot}")

@@ -374,6 +374,10 @@ def test_margin_frames_generates_extra_frames_and_crops_them_so_edge_frames_are_
     model = _reopened(tmp_path, margin_frames=4, start_frames=8, time_upsampling="resize")
     assert model.nets["generator"].start.shape[0] == 8  # 8 + 2 x 4 generated frames start from 8
     assert model.config.margin_frames == 4
+    with torch.inference_mode():  # the margins, for diagnostics: the kept clip is their middle
+        z = model.latents(2, 1)
+        whole, kept = model.nets["generator"](z, keep_margins=True), model.nets["generator"](z)
+    assert whole.shape[2] == 16 and torch.equal(whole[:, :, 4:12], kept)
     assert get_family("savgan").config_from_dict({"frames": 16}).margin_frames == 0  # older files: none
     for bad in (-1, 1.5, True):
         with pytest.raises(DataError, match="margin_frames"):

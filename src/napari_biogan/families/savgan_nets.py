@@ -84,12 +84,14 @@ class VideoGenerator(nn.Module):
         """The start map (B, C0, T0, Y0, X0): early activations for GANSpace directions."""
         return F.relu(self.start_norm(self.start(z)))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, keep_margins: bool = False) -> torch.Tensor:
+        """Clips (B, C, T, Y, X) in [-1, 1]; ``keep_margins`` also returns the margin frames (for diagnostics:
+        the critics and users never see them)."""
         x = self.features(z)
         for block, attention in zip(self.blocks, self.attention):
             x = attention(block(x))
-        x = transposed_in_time(self.out, up_in_time(x, self.out_resize), self.out_crop, self.time_padding)
-        return torch.tanh(x[:, :, self.margin:self.margin + self.frames])
+        x = torch.tanh(transposed_in_time(self.out, up_in_time(x, self.out_resize), self.out_crop, self.time_padding))
+        return x if keep_margins else x[:, :, self.margin:self.margin + self.frames]
 
 
 class VideoCritic(nn.Module):
