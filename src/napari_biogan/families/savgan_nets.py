@@ -96,7 +96,8 @@ class VideoGenerator(nn.Module):
 
 class VideoCritic(nn.Module):
     """D_V: SN-Conv3d stack (LeakyReLU 0.1), full SA after the last ``critic_attention_layers`` layers
-    (where the map is small), SN-conv to patch scores; returns their mean per video."""
+    (where the map is small), SN-conv to patch scores; returns their mean per video. With
+    ``critic_motion`` it reads each frame's difference from the one before beside the frames."""
 
     def __init__(self, cfg):
         super().__init__()

@@ -136,8 +136,8 @@ class UpBlock3d(nn.Module):
 def with_frame_differences(x: torch.Tensor) -> torch.Tensor:
     """(B, C, T, Y, X) -> (B, 2C, T, Y, X): the clip and each frame minus the one before (zero for the first).
 
-    A critic reading the differences sees a frame-to-frame change of the whole frame's brightness as
-    a uniform difference map, which a patch critic of the raw frames notices only slowly."""
+    In the differences a frame-to-frame change of the whole frame's brightness is a uniform map, where
+    in the raw frames it is a small offset between neighbours (``SavganConfig.critic_motion``)."""
     differences = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
     return torch.cat([x, differences], dim=1)
 
