@@ -87,7 +87,7 @@ def main() -> None:
     from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation
 
     torch.set_num_threads(1)
-    profiles, rows, real, parts = {}, [], None, {}
+    profiles, rows, real, parts, margins = {}, [], None, {}, {}
     for spec in args.models:
         model = load(spec)
         if real is None:
@@ -107,6 +107,9 @@ def main() -> None:
             worst = float(np.abs(profile / real_profile.mean() - 1).max())
             runs.append((profile, worst, aacd(videos), frame_correlation(videos), crossfade_correlation(videos)))
             parts.setdefault(spec, []).append(aacd_parts(videos))
+        if args.margins and getattr(model.config, "margin_frames", 0):
+            whole = [margin_profile(model, args.n, seed) for seed in args.seeds]
+            margins[spec] = (model.config.margin_frames, *(np.mean([w[i] for w in whole], axis=0) for i in (0, 1)))
         mean_profile = np.mean([r[0] for r in runs], axis=0)
         profiles[spec] = mean_profile
         worst, clip_aacd, lag1, fade = (np.array([r[i] for r in runs]) for i in range(1, 5))
@@ -139,13 +142,10 @@ def main() -> None:
     if args.margins:
         print("\nEvery generated frame, margins included ([ ] marks the frames the clip keeps; mean over seeds):")
         for spec in args.models:
-            model = load(spec)
-            margin = getattr(model.config, "margin_frames", 0)
-            if not margin:
+            if spec not in margins:
                 print(f"- {spec}: no margin frames")
                 continue
-            runs = [margin_profile(model, args.n, seed) for seed in args.seeds]
-            contrast, lag1 = (np.mean([r[i] for r in runs], axis=0) for i in (0, 1))
+            margin, contrast, lag1 = margins[spec]
             mark = lambda t, text: f"[{text}]" if margin <= t < len(contrast) - margin else text  # noqa: E731
             print(f"- {spec} contrast: " + " ".join(mark(t, f"{v:.3f}") for t, v in enumerate(contrast)))
             print(f"  {' ' * len(spec)} next-frame r: " + " ".join(f"{v:.2f}" for v in lag1))
