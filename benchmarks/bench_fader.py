@@ -1,7 +1,8 @@
-"""The Fader model's evaluation table (and its figure) on the held-out dementia slices.
+"""The Fader models' evaluation tables (and their figures) on held-out slices.
 
     python benchmarks/bench_fader.py [--model mri-fader] [-n 1279] [--seed 0] [--csv OUT.csv]
                                      [--picture docs/figures/fader_progression.png]
+    python benchmarks/bench_fader.py --dataset ixi [--model ixi-fader] [--picture docs/figures/ixi_positions.png]
 
 Loads the shipped (or given) Fader model and the frozen evaluation classifier, prepares the
 TEST split of ../shared/data/alzheimer_mri_4class (slices of 200 scans the model and the
@@ -17,6 +18,16 @@ difference maps (edited minus the reconstruction with its own diagnosis).
 their reconstructions by each model given (``--model a b``: one row each), so blur is seen,
 not only read from the sharpness figure (the reconstruction's mean gradient magnitude over
 the input's: 1 is as sharp).
+
+``--dataset ixi``: the slice-position model on the axial slices of the two held-out IXI
+subjects (``data.mri.IXI_HELD_OUT``): the frozen position regressor's own error on real
+slices beside the error of edits (the position requested against the position the regressor
+reads in the edited slice, over 5 requested positions), the response (the slope of the read
+position against the requested one: 1 follows the slider, 0 does not move), the fraction of
+slices whose read position never goes down as the slider goes up, and the reconstruction
+figures. ``--picture``
+draws one held-out slice from the middle of the brain moved to lower and higher positions,
+above the same subject's REAL slices at those positions and the difference maps.
 """
 
 from __future__ import annotations
@@ -29,6 +40,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "alzheimer_mri_4class"
+IXI_DATA = ROOT.parent / "shared" / "data" / "ixi_t1_brain"
+IXI_ATTRIBUTE = "position:continuous:0|1"
+#: the positions the IXI figure's held-out slice (from the middle of the brain) is moved to
+IXI_PATH = (0.5, 0.2, 0.35, 0.65, 0.8)
 #: the seed report's swap accuracies of Fader Networks on CelebA (REFERENCE section 3)
 SEED_FIGURES = {"sex (CelebA)": 0.971, "smile (CelebA)": 0.911}
 #: the held-out slice of the figure and the diagnosis values it passes through (there and back)
@@ -66,6 +81,21 @@ def table(metrics: dict[str, float], classes: tuple[str, ...], held_counts: dict
     return "\n".join(lines)
 
 
+def position_table(metrics: dict[str, float], held_slices: int, subjects: int) -> str:
+    """The slice-position model's row: what the regressor reads in real and in edited slices."""
+    lines = ["| held-out slices | regressor error on real slices | error of edits (requested vs read) "
+             "| response (read per requested; 1 = follows) | edits whose read position never falls "
+             "| reconstruction MSE | sharpness |",
+             "|---:|---:|---:|---:|---:|---:|---:|",
+             f"| {held_slices} ({subjects} subjects) | {metrics['error_position_real']:.3f} "
+             f"| {metrics['error_position']:.3f} | {metrics['response_position']:.2f} "
+             f"| {metrics['monotonic_position']:.1%} "
+             f"| {metrics['reconstruction_mse']:.4f} | {metrics.get('reconstruction_sharpness', float('nan')):.3f} |",
+             "",
+             "Errors are mean absolute differences in slice position (0 = the lowest slice of the brain, 1 = the top)."]
+    return "\n".join(lines)
+
+
 def diverging(values: np.ndarray, limit: float) -> np.ndarray:
     """Signed values -> RGB uint8: magenta below 0, white at 0, green above (PiYG-like), clipped at +-limit."""
     t = np.clip(values / max(limit, 1e-6), -1, 1)[..., None]
@@ -74,35 +104,69 @@ def diverging(values: np.ndarray, limit: float) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
-def draw_progression(model, out: Path, scale: int = 3) -> Path:
-    """One held-out slice moved along FIGURE_PATH: edited slices above, difference maps below."""
+def dementia_figure_source() -> tuple[np.ndarray, str, tuple[float, ...], list[str], None]:
+    """The dementia figure: one held-out non-demented slice along FIGURE_PATH (there and back)."""
+    from PIL import Image
+
+    from napari_biogan.data.mri import DEMENTIA_CLASSES
+
+    source = np.asarray(Image.open(DATA / "test" / FIGURE_SLICE[0] / FIGURE_SLICE[1]), dtype=np.float32)
+    labels = [f"{v:g}: {DEMENTIA_CLASSES[int(v)].replace('Demented', '')}" for v in FIGURE_PATH]
+    return source, "diagnosis", FIGURE_PATH, labels, None
+
+
+def ixi_figure_source() -> tuple[np.ndarray, str, tuple[float, ...], list[str], list[np.ndarray]]:
+    """The IXI figure: a held-out subject's slice at position IXI_PATH[0], moved along IXI_PATH, with the
+    same subject's real slices nearest each position (what the edit should look like)."""
+    from napari_biogan.data.mri import IXI_HELD_OUT, read_volume, take_slices
+
+    path = next(p for p in sorted((IXI_DATA / "skullstripped").glob("*.nii.gz")) if p.name.startswith(IXI_HELD_OUT[0]))
+    planes, _, positions = take_slices(read_volume(path), "axial", "all")
+    nearest = [int(np.abs(positions - value).argmin()) for value in IXI_PATH]
+    labels = [f"position {positions[i]:.2f}" for i in nearest]
+    return planes[nearest[0]], "position", IXI_PATH, labels, [planes[i] for i in nearest]
+
+
+def draw_progression(model, source: np.ndarray, control: str, path: tuple[float, ...], labels: list[str],
+                     out: Path, reference: list[np.ndarray] | None = None, scale: int = 3) -> Path:
+    """One held-out slice moved along ``path`` of ``control``: edited slices on top, the real slices
+    ``reference`` (if given) below them, the difference maps (edited minus the reconstruction) at the bottom."""
     from PIL import Image, ImageDraw
 
     from napari_biogan.core.contract import Point
 
-    source = np.asarray(Image.open(DATA / "test" / FIGURE_SLICE[0] / FIGURE_SLICE[1]), dtype=np.float32)
     state = model.encode({"image": source})
-    classes = [c for c in model.controls if c.name == "diagnosis"][0].choices
     edited, differences = [], []
-    for value in FIGURE_PATH:
-        out_value = model.run(Point(state, {"diagnosis": value}), precision="fp32")
+    for value in path:
+        out_value = model.run(Point(state, {control: value}), precision="fp32")
         edited.append(out_value["image"][0, 0])
         differences.append(out_value["difference"][0, 0])
     limit = float(np.percentile(np.abs(np.stack(differences)), 99.5)) or 1.0
-    source_view = (source - source.min()) / max(float(source.max() - source.min()), 1e-6)
+
+    def unit(image: np.ndarray) -> np.ndarray:
+        return (image - image.min()) / max(float(image.max() - image.min()), 1e-6)
+
     height, width = source.shape
     tile_w, tile_h, label_h = width, height, 18
-    canvas = Image.new("RGB", ((len(FIGURE_PATH) + 1) * tile_w, 2 * (tile_h + label_h)), "white")
+    rows = 3 if reference is not None else 2
+    canvas = Image.new("RGB", ((len(path) + 1) * tile_w, rows * (tile_h + label_h)), "white")
     draw = ImageDraw.Draw(canvas)
-    canvas.paste(Image.fromarray((source_view * 255).astype(np.uint8)).convert("RGB"), (0, label_h))
+
+    def paste(pixels: np.ndarray, column: int, row: int) -> None:
+        image = Image.fromarray(pixels if pixels.ndim == 3 else (np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+        canvas.paste(image.convert("RGB"), (column * tile_w, row * (tile_h + label_h) + label_h))
+
+    paste(unit(source), 0, 0)
     draw.text((4, 2), "held-out input", fill="black")
-    draw.text((4, tile_h + label_h + 2), f"difference +-{limit:.2f}", fill="black")
-    for i, (value, image, difference) in enumerate(zip(FIGURE_PATH, edited, differences), start=1):
-        x = i * tile_w
-        canvas.paste(Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).convert("RGB"), (x, label_h))
-        canvas.paste(Image.fromarray(diverging(difference, limit)), (x, 2 * label_h + tile_h))
-        name = classes[int(value)].replace("Demented", "")
-        draw.text((x + 4, 2), f"{value:g}: {name}", fill="black")
+    if reference is not None:
+        draw.text((4, tile_h + label_h + 2), "real slices:", fill="black")
+    draw.text((4, (rows - 1) * (tile_h + label_h) + 2), f"difference +-{limit:.2f}", fill="black")
+    for i, (label, image, difference) in enumerate(zip(labels, edited, differences), start=1):
+        paste(image, i, 0)
+        draw.text((i * tile_w + 4, 2), label, fill="black")
+        if reference is not None:
+            paste(unit(reference[i - 1]), i, 1)
+        paste(diverging(difference, limit), i, rows - 1)
     canvas = canvas.resize((canvas.width * scale // 2, canvas.height * scale // 2), Image.LANCZOS)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
@@ -136,9 +200,12 @@ def draw_reconstructions(models: dict[str, object], held, out: Path, scale: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", default=["mri-fader"],
-                        help="model names or .safetensors paths (the table is printed for each)")
-    parser.add_argument("--classifier", default=None, help="evaluation classifier (default: the shipped one)")
+    parser.add_argument("--dataset", choices=("dementia", "ixi"), default="dementia")
+    parser.add_argument("--model", nargs="+", default=None,
+                        help="model names or .safetensors paths (the table is printed for each; default mri-fader, "
+                             "or ixi-fader with --dataset ixi)")
+    parser.add_argument("--classifier", default=None,
+                        help="evaluation classifier (default: the one the model's card names, else the shipped one)")
     parser.add_argument("-n", type=int, default=1279)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", default=None, help="also write the metrics to this CSV")
@@ -153,23 +220,26 @@ def main() -> None:
     from napari_biogan.core.errors import BioGanError
     from napari_biogan.core.model import Model
     from napari_biogan.core.zoo import resolve_model
-    from napari_biogan.data.mri import load_dementia_slices
+    from napari_biogan.data.mri import ixi_split, load_dementia_slices, load_ixi
     from napari_biogan.metrics import write_metrics_csv
     from napari_biogan.metrics.attributes import evaluate_fader, evaluation_subset, load_attribute_classifier
 
     torch.set_num_threads(args.threads)
-    if not DATA.is_dir():
-        sys.exit(f"The held-out slices are not here: {DATA} is missing.")
+    ixi = args.dataset == "ixi"
+    root = IXI_DATA if ixi else DATA
+    if not root.is_dir():
+        sys.exit(f"The held-out slices are not here: {root} is missing.")
     models = {}
     try:
-        classifier = load_attribute_classifier(args.classifier)
-        for name in args.model:
+        classifier = load_attribute_classifier(args.classifier) if args.classifier else None
+        for name in args.model or (["ixi-fader"] if ixi else ["mri-fader"]):
             models[name] = Model.load(resolve_model(name), device="cpu")
         size = next(iter(models.values())).config.size
-        test = load_dementia_slices(DATA, "test", size)
+        test = (ixi_split(load_ixi(IXI_DATA, step=1, size=size, attributes=(IXI_ATTRIBUTE,)))[1] if ixi
+                else load_dementia_slices(DATA, "test", size))
     except BioGanError as err:
         sys.exit(str(err))
-    counts = test.subset(evaluation_subset(len(test), args.n, args.seed)).counts("diagnosis")
+    counts = None if ixi else test.subset(evaluation_subset(len(test), args.n, args.seed)).counts("diagnosis")
     first_held = None
     for name, model in models.items():
         try:
@@ -184,7 +254,8 @@ def main() -> None:
               f"{training.get('wall_time_s', 0) / 60:.0f} min on {training.get('device', '?')}; {evaluated} held-out "
               f"slices of {len(set(test.subjects))} scans")
         print()
-        print(table(metrics, test.specs[0].classes, counts))
+        print(position_table(metrics, evaluated, len(set(test.subjects))) if ixi
+              else table(metrics, test.specs[0].classes, counts))
         print()
         if args.csv:
             csv_path = Path(args.csv)
@@ -194,7 +265,8 @@ def main() -> None:
                                              overwrite=True))
     first = next(iter(models.values()))
     if args.picture:
-        print("wrote", draw_progression(first, Path(args.picture)))
+        source, control, path, labels, reference = ixi_figure_source() if ixi else dementia_figure_source()
+        print("wrote", draw_progression(first, source, control, path, labels, Path(args.picture), reference))
     if args.reconstructions:
         stems = [Path(name).stem for name in models]  # two files of one name: say which folder each is in
         labels = {name: Path(name).stem if stems.count(Path(name).stem) == 1 else

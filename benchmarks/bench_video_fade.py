@@ -13,7 +13,9 @@ pixel correlation of consecutive frames, and that of the middle frame with the a
 first and last (high for a clip that cross-fades between its ends, which sags in mid-clip), and where the
 AACD comes from (:func:`aacd_parts`: background brightness, objects, a staircase in time);
 ``--margins`` profiles the frames G_V generates beyond the clip's ends and crops (``margin_frames``).
-Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
+Where the contrast goes: pixel percentiles (:data:`PERCENTILES`) of generated against real
+clips, so a low contrast shows whether the bulk of the pixels or the darkest and brightest few
+are missing. Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+
+
+#: the pixel percentiles of the "where the contrast goes" table
+PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
 
 def load(spec: str):
@@ -87,7 +93,7 @@ def main() -> None:
     from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation
 
     torch.set_num_threads(1)
-    profiles, rows, real, parts, margins = {}, [], None, {}, {}
+    profiles, rows, real, parts, margins, tails = {}, [], None, {}, {}, {}
     for spec in args.models:
         model = load(spec)
         if real is None:
@@ -107,6 +113,7 @@ def main() -> None:
             worst = float(np.abs(profile / real_profile.mean() - 1).max())
             runs.append((profile, worst, aacd(videos), frame_correlation(videos), crossfade_correlation(videos)))
             parts.setdefault(spec, []).append(aacd_parts(videos))
+            tails.setdefault(spec, []).append(np.percentile(videos, PERCENTILES))
         if args.margins and getattr(model.config, "margin_frames", 0):
             whole = [margin_profile(model, args.n, seed) for seed in args.seeds]
             margins[spec] = (model.config.margin_frames, *(np.mean([w[i] for w in whole], axis=0) for i in (0, 1)))
@@ -136,6 +143,11 @@ def main() -> None:
         values = np.array(values)
         print(f"| {name} | " + " | ".join(f"{m:.3f} ± {d:.3f}" if len(values) > 1 else f"{m:.3f}"
                                           for m, d in zip(values.mean(0), values.std(0))) + " |")
+    print("\nWhere the contrast goes: pixel percentiles (0..1 scale; mean over seeds)\n")
+    print("| model | " + " | ".join(f"{q} %" for q in PERCENTILES) + " |")
+    print("|---|" + "---|" * len(PERCENTILES))
+    for name, values in [("real clips", [np.percentile(real, PERCENTILES)])] + list(tails.items()):
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in np.mean(values, 0)) + " |")
     print("\nWhole profiles (each frame's contrast, mean over seeds):")
     for name, profile in profiles.items():
         print(f"- {name}: " + " ".join(f"{v:.3f}" for v in profile))

@@ -292,6 +292,43 @@ def test_attribute_metrics_and_the_evaluation_classifier(tmp_path):
         load_attribute_classifier(tmp_path / "none.safetensors")
 
 
+def test_the_response_is_the_slope_of_the_read_value_against_the_slider():
+    from napari_biogan.metrics.attributes import response_slopes
+
+    requested = np.linspace(0, 1, 5)
+    predictions = np.stack([requested, np.full(5, 0.4), 0.1 + 0.5 * requested, requested[::-1]])
+    # follows, does not move (which monotonicity alone would pass), half-way, backwards
+    np.testing.assert_allclose(response_slopes(predictions, requested), [1.0, 0.0, 0.5, -1.0], atol=1e-12)
+
+
+def test_a_model_card_names_its_evaluation_classifier_in_the_zoo(tmp_path, monkeypatch):
+    from napari_biogan.metrics import attributes
+    from napari_biogan.metrics.attributes import (evaluate_fader, evaluation_classifier_for,
+                                                  save_attribute_classifier, train_attribute_classifier)
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    monkeypatch.setattr(attributes, "CLASSIFIER_FILE", zoo / "default-classifier.safetensors")
+    model = tiny_model(attributes=("position:continuous:0|1",))
+    real = model.family.prepare_data({"image": slices(6), "attributes": {"position": np.linspace(0, 1, 6)}},
+                                     model.config)
+    regressor = train_attribute_classifier(real["image"].source.numpy(), real["attributes"].source.numpy(),
+                                           model.config.specs, steps=1, batch_size=4, width=4)
+    save_attribute_classifier(regressor, zoo / "position-regressor.safetensors", {"name": "position-regressor"})
+    with pytest.raises(DataError, match="default-classifier"):  # no name in the card: the shipped default
+        evaluation_classifier_for(model)
+    model.card["evaluation_classifier"] = "position-regressor"
+    assert evaluation_classifier_for(model).card["name"] == "position-regressor"
+    metrics = evaluate_fader(model, real, n=6, seed=0, grid=3)  # the card's regressor reads the position
+    assert 0 <= metrics["error_position"] and 0 <= metrics["monotonic_position"] <= 1
+    assert np.isfinite(metrics["response_position"])
+    # a card names a file in the zoo, never a path elsewhere
+    save_attribute_classifier(regressor, tmp_path / "outside.safetensors", {"name": "outside"})
+    model.card["evaluation_classifier"] = "../outside.safetensors"
+    with pytest.raises(DataError, match="No evaluation classifier"):
+        evaluation_classifier_for(model)
+
+
 # -- the shipped model (skipped until it is built; real slices skipped without ../shared/data) ---------------
 
 def test_the_shipped_model_moves_a_real_held_out_slice():
@@ -382,3 +419,30 @@ def test_the_mri_slice_sample_is_in_the_manifest():
     assert entry["display_name"] == "MRI slice (held-out, dementia set)"
     module, function = commands[entry["command"]]["python_name"].split(":")
     assert module == "napari_biogan.sample_data" and getattr(sample_data, function) is sample_data.mri_slice
+
+
+def test_the_ixi_slice_sample_is_a_held_out_subjects_mid_brain_slice(monkeypatch, tmp_path):
+    import importlib.resources
+
+    import yaml
+
+    from napari_biogan import sample_data
+    from napari_biogan.data.mri import IXI_HELD_OUT
+
+    manifest = yaml.safe_load((importlib.resources.files("napari_biogan") / "napari.yaml").read_text())
+    commands = {c["id"]: c for c in manifest["contributions"]["commands"]}
+    entry = next(s for s in manifest["contributions"]["sample_data"] if s["key"] == "ixi-slice")
+    module, function = commands[entry["command"]]["python_name"].split(":")
+    assert getattr(sample_data, function) is sample_data.ixi_slice
+    monkeypatch.setenv("NAPARI_BIOGAN_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="The IXI slice needs the public data set 'ixi_t1_brain'"):
+        sample_data.ixi_slice()
+    (tmp_path / "ixi_t1_brain" / "skullstripped").mkdir(parents=True)
+    with pytest.raises(DataError, match="The IXI slice sample needs .*IXI057-\\*.nii.gz, which is not there"):
+        sample_data.ixi_slice()
+    monkeypatch.delenv("NAPARI_BIOGAN_DATA")
+    shared_data("ixi_t1_brain", "skullstripped")  # the real volume: skipped without ../shared/data
+    (image, meta, kind), = sample_data.ixi_slice()
+    assert kind == "image" and image.ndim == 2 and image.dtype == np.float32 and image.std() > 0
+    assert IXI_HELD_OUT[0] in meta["name"] and "held out" in meta["name"]
+    assert "CC BY-SA" in meta["metadata"]["source"] and "(position 0.5" in meta["metadata"]["source"]

@@ -357,3 +357,11 @@ def test_real_ixi_volumes_give_age_sex_and_position():
     data = load_ixi(shared_data("ixi_t1_brain"), step=30, size=32)
     assert len(set(data.subjects)) == 8 and IXI_NOTE in data.description
     assert set(data.column("sex")) == {0, 1} and 20 < data.column("age").min() < data.column("age").max() < 90
+    # the shipped IXI models' split: by subject, the two held-out subjects' slices on one side only
+    from napari_biogan.data.mri import IXI_HELD_OUT, ixi_split
+
+    train, held = ixi_split(data)
+    assert {str(s).split("-")[0] for s in held.subjects} == set(IXI_HELD_OUT)
+    assert not set(train.subjects) & set(held.subjects) and len(train) + len(held) == len(data)
+    with pytest.raises(DataError, match="held-out subjects"):
+        ixi_split(train)

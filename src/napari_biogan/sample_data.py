@@ -129,6 +129,28 @@ def mri_slice(name: str = "NonDemented/26 (62).jpg") -> list[LayerData]:
                                     "metadata": {"source": source}}, "image")]
 
 
+def ixi_slice(position: float = 0.5) -> list[LayerData]:
+    """One axial T1 slice of a HELD-OUT IXI subject (``data.mri.IXI_HELD_OUT[0]``: never seen by the
+    shipped ixi-fader model or its position regressor), the brain's slice nearest ``position`` (0 = its
+    lowest slice, 1 = its top), raw intensities (Y, X), for the slice-position slider in Explore."""
+    mri = _data_module("mri", "The IXI slice")
+    from .data.shared import shared_data_dir
+
+    root = shared_data_dir("ixi_t1_brain", "The IXI slice", must_exist=True)
+    subject = mri.IXI_HELD_OUT[0]
+    files = sorted((root / "skullstripped").glob(f"{subject}-*.nii*"))
+    if not files:
+        raise DataError(f"The IXI slice sample needs {root / 'skullstripped'}/{subject}-*.nii.gz, which is not there.")
+    planes, indices, positions = mri.take_slices(mri.read_volume(files[0]), "axial", "all")
+    nearest = int(np.abs(positions - position).argmin())
+    source = (f"held-out subject {subject} of the IXI data set (CC BY-SA 3.0), axial slice {indices[nearest]} "
+              f"(position {positions[nearest]:.2f} of the brain), never seen by the shipped ixi-fader model")
+    image = planes[nearest].astype(np.float32)
+    return [(image, {"name": f"ixi {subject} axial {indices[nearest]} (held out)", "colormap": "gray",
+                     "contrast_limits": (float(image.min()), float(np.percentile(image, 99.8))),
+                     "metadata": {"source": source}}, "image")]
+
+
 def _data_module(name: str, what: str):
     """A module of ``napari_biogan.data``, or a plain DataError if this installation lacks it."""
     try:

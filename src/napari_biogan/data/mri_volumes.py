@@ -35,6 +35,8 @@ VOLUME_SUFFIXES = (".nii", ".nii.gz", ".tif", ".tiff")
 IXI_ATTRIBUTES = ("age:continuous:20|90", "sex:binary:m|f", "position:continuous:0|1")
 #: say this wherever IXI figures are shown
 IXI_NOTE = "8 IXI subjects are too few for a trustworthy evaluation of sex or age."
+#: the IXI subjects every shipped IXI model and its regressor leave out (a woman of 28, a man of 72)
+IXI_HELD_OUT = ("IXI057", "IXI497")
 
 
 # -- volumes ------------------------------------------------------------------------------------------------
@@ -305,6 +307,16 @@ def load_ixi(root: str | Path, *, orientation: str = "axial", step: int = 4, siz
                               size=size, files=files)
     data.description += ". " + IXI_NOTE
     return data
+
+
+def ixi_split(data: SliceSet, held_out: Sequence[str] = IXI_HELD_OUT) -> tuple[SliceSet, SliceSet]:
+    """Training and held-out slices of :func:`load_ixi`'s set, split by subject: the ``held_out``
+    subjects' slices (IXI ids, e.g. "IXI057") on one side, everyone else's on the other."""
+    ids = np.asarray([str(s).split("-")[0] for s in data.subjects])
+    held = np.isin(ids, list(held_out))
+    if not held.any() or held.all():
+        raise DataError(f"The IXI slices must include the held-out subjects ({', '.join(held_out)}) and others.")
+    return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
 
 
 def _relative(path: Path, folder: Path) -> str:

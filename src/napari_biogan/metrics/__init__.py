@@ -92,7 +92,11 @@ def _attribute_note(key: str) -> tuple[str, str] | None:
             ("swap_accuracy_", "Swap accuracy", "fraction of edited slices the evaluation classifier assigns "
                                                 "to the requested value; 1 is best"),
             ("error_", "Error", "predicted minus requested value of a continuous attribute; 0 is best"),
-            ("monotonic_", "Monotonic", "fraction of slider moves the prediction follows; 1 is best"),
+            ("monotonic_", "Monotonic", "fraction of edited slices whose prediction never falls as the slider "
+                                        "rises (an edit that does not move counts too: read with response); "
+                                        "1 is best"),
+            ("response_", "Response", "how far the prediction moves per unit the slider moves (least-squares "
+                                      "slope, mean over slices); 1 is best, 0 is an edit that does not move"),
             ("central_csf_", "Central CSF", "fraction of dark (CSF) pixels in the slice's central half, a "
                                             "ventricle-size proxy, of slices edited to that class; compare "
                                             "with real slices of the class")):

@@ -4,13 +4,18 @@
   on the training split only and then frozen; the shipped one
   (``zoo/mri-attribute-classifier.safetensors``, built by ``scripts/build_zoo_fader.py``)
   reads the diagnosis of the 4-class dementia slices and carries its held-out per-class
-  accuracy in its card. It is not a generator: the model list skips it (no family).
+  accuracy in its card. It is not a generator: the model list skips it (no family). A model
+  whose attributes it does not read names its own in its card (``evaluation_classifier``, a
+  file in ``zoo/``): ``zoo/ixi-position-regressor.safetensors`` reads the slice position of
+  IXI axial slices, for ``ixi-fader`` (:func:`evaluation_classifier_for`).
 - Swap accuracy: the fraction of held-out slices, edited to a requested class, that the
   classifier assigns to that class (per class, and their mean), beside the classifier's
   own accuracy on real slices of that class (``..._real``: what it can tell apart at all).
 - Continuous attributes: the mean error of the predicted value against the requested one
-  along the slider, and the fraction of slices whose prediction never goes down as the
-  slider goes up (monotonicity).
+  along the slider, the fraction of slices whose prediction never goes down as the
+  slider goes up (monotonicity; an edit that does not move passes it), and the response:
+  the least-squares slope of the prediction against the requested value (1 = follows the
+  slider, 0 = does not move), mean over slices.
 - Reconstruction MSE with the slices' own attributes (intensities on a [0, 1] scale), and
   the reconstruction's sharpness: its mean gradient magnitude over the input's (1 = as much
   fine detail as the input; a blurred reconstruction scores well below 1 even at a low MSE).
@@ -106,6 +111,16 @@ def load_attribute_classifier(path: str | os.PathLike | None = None) -> Attribut
     if not path.is_file():
         raise DataError(f"No evaluation classifier at {path}; build it with scripts/build_zoo_fader.py.")
     return _load(str(path))
+
+
+def evaluation_classifier_for(model) -> AttributeClassifier:
+    """The classifier that evaluates ``model``: the one its card names (``evaluation_classifier``, a
+    file name in ``zoo/``; never a path, so a card cannot point outside the zoo), else the shipped one."""
+    name = (getattr(model, "card", None) or {}).get("evaluation_classifier")
+    if not name:
+        return load_attribute_classifier()
+    stem = Path(str(name)).name.removesuffix(".safetensors")
+    return load_attribute_classifier(CLASSIFIER_FILE.parent / f"{stem}.safetensors")
 
 
 @functools.lru_cache(maxsize=4)
@@ -250,7 +265,7 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
     if "attributes" not in real:
         raise DataError("Evaluating attribute edits needs the real slices' attributes (a CSV with a 'file' or "
                         "subject id column).")
-    classifier = classifier or load_attribute_classifier()
+    classifier = classifier or evaluation_classifier_for(model)
     index = torch.as_tensor(evaluation_subset(len(real), n, seed))
     images = real["image"].take(index).float()
     values = real["attributes"].take(index).float()
@@ -285,6 +300,7 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
             metrics[f"error_{spec.name}_real"] = real_scores[f"error_{spec.name}"]
             dips = np.diff(predictions, axis=1).min(axis=1)
             metrics[f"monotonic_{spec.name}"] = float((dips >= -MONOTONIC_TOLERANCE * (spec.high - spec.low)).mean())
+            metrics[f"response_{spec.name}"] = float(response_slopes(predictions, requested).mean())
             continue
         swaps = []
         for c, name in enumerate(spec.classes):
@@ -315,6 +331,13 @@ def evaluate_fader(model, real, n: int = 256, seed: int = 0, classifier: Attribu
     if csf_follows:
         metrics["central_csf_follows_input"] = float(np.mean(csf_follows))
     return metrics
+
+
+def response_slopes(predictions: np.ndarray, requested: np.ndarray) -> np.ndarray:
+    """Least-squares slope of each row of ``predictions`` (n, grid) against ``requested`` (grid,):
+    1 when the read value follows the slider, 0 when the edit does not move it."""
+    centred = requested - requested.mean()
+    return (predictions - predictions.mean(axis=1, keepdims=True)) @ centred / float(centred @ centred)
 
 
 def decode_slices(model, images: "torch.Tensor", original: "torch.Tensor", wanted: "torch.Tensor",
