@@ -36,6 +36,7 @@ Slices: percentiles to [-1, 1], padded square, 64x64 (``data.mri.scale_slices``)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -88,7 +89,10 @@ RECIPES = {
         licence="CC BY-SA 3.0 (IXI data set)", attribute="position",
         # a 4x4 latent map: moving a slice up the brain redraws its whole anatomy, which a 16x16 map keeps
         # (measured in the README: edits did not move); the PatchGAN against the blur of the narrow map
-        config={"attributes": IXI_ATTRIBUTE, "depth": 4, "patch_width": 16}, hparams={"lambda_patch": 0.01},
+        # slices "all": how the CLI and the widgets read volumes for this model (every slice, each with its
+        # position); training takes the slices from the arrays built here
+        config={"attributes": IXI_ATTRIBUTE, "depth": 4, "patch_width": 16, "slices": "all"},
+        hparams={"lambda_patch": 0.01},
         description="Fader Networks on 64x64 axial T1 brain slices of healthy adults (IXI): a slice-position "
                     "slider (0 = the lowest slice of the brain, 1 = the top) that moves a slice up and down the "
                     "brain. Trained on 6 subjects; 2 held out.",
@@ -241,6 +245,9 @@ def main() -> None:
         print("stopped for the time budget; run the same command again to resume", flush=True)
         return
     model = Model.load(work / "fader-checkpoint.safetensors", device="cpu")
+    # how volumes are read (not used in training): the recipe's, also for a run started before it said so
+    reading = {k: v for k, v in recipe.config.items() if k in ("orientation", "slices", "slab", "slice_step")}
+    model.config = dataclasses.replace(model.config, **reading)
     held = model.family.prepare_data(test.sources(), model.config)
     start = time.time()
     metrics = evaluate_fader(model, held, n=args.n, seed=args.seed, classifier=classifier)

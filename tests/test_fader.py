@@ -446,3 +446,30 @@ def test_the_ixi_slice_sample_is_a_held_out_subjects_mid_brain_slice(monkeypatch
     assert kind == "image" and image.ndim == 2 and image.dtype == np.float32 and image.std() > 0
     assert IXI_HELD_OUT[0] in meta["name"] and "held out" in meta["name"]
     assert "CC BY-SA" in meta["metadata"]["source"] and "(position 0.5" in meta["metadata"]["source"]
+
+
+def test_the_shipped_ixi_model_moves_a_held_out_slice_up_and_down_the_brain():
+    from napari_biogan import sample_data
+    from napari_biogan.core.zoo import ZOO_DIR
+    from napari_biogan.metrics.attributes import evaluation_classifier_for
+
+    path = ZOO_DIR / "ixi-fader.safetensors"
+    if not path.exists():
+        pytest.skip("zoo/ixi-fader.safetensors is not built (scripts/build_zoo_fader.py --dataset ixi)")
+    model = Model.load(path, device="cpu")
+    assert model.card["licence"] == "weights trained on data under CC BY-SA 3.0 (IXI data set)"
+    regressor = evaluation_classifier_for(model)  # the card names it; it is shipped beside the model
+    assert regressor.card["name"] == "ixi-position-regressor"
+    assert {"error_position", "response_position", "reconstruction_mse"} <= set(model.card["metrics"])
+    shared_data("ixi_t1_brain", "skullstripped")
+    (image, _, _), = sample_data.ixi_slice()  # a held-out subject, mid-brain
+    scaled = model.family.prepare_source(model.config, {"image": image})["image"]
+    with torch.inference_mode():
+        state = model.family.encode(model.nets, model.config, {"image": scaled})
+        edits = [model.family.decode(model.nets, model.config, state, {"position": v})["image"] for v in (0.2, 0.5, 0.8)]
+    read = [float(regressor.predict(edit)[0, 0]) for edit in edits]
+    assert read[0] < read[1] < read[2] and read[2] - read[0] > 0.3  # the regressor sees the slice move
+    # mean pixel of a synthetic slice at positions 0.2 and 0.8, measured when the model was shipped
+    for value, mean in ((0.2, 0.3335495), (0.8, 0.4774763)):
+        out = model.run({"image": slices(1, size=40)}, controls={"position": value}, precision="fp32")
+        assert abs(float(out["image"].astype(np.float64).mean()) - mean) < 2e-5

@@ -132,7 +132,8 @@ def mri_slice(name: str = "NonDemented/26 (62).jpg") -> list[LayerData]:
 def ixi_slice(position: float = 0.5) -> list[LayerData]:
     """One axial T1 slice of a HELD-OUT IXI subject (``data.mri.IXI_HELD_OUT[0]``: never seen by the
     shipped ixi-fader model or its position regressor), the brain's slice nearest ``position`` (0 = its
-    lowest slice, 1 = its top), raw intensities (Y, X), for the slice-position slider in Explore."""
+    lowest slice, 1 = its top), raw intensities (Y, X), cut to the head as the training slices were,
+    for the slice-position slider in Explore."""
     mri = _data_module("mri", "The IXI slice")
     from .data.shared import shared_data_dir
 
@@ -141,7 +142,8 @@ def ixi_slice(position: float = 0.5) -> list[LayerData]:
     files = sorted((root / "skullstripped").glob(f"{subject}-*.nii*"))
     if not files:
         raise DataError(f"The IXI slice sample needs {root / 'skullstripped'}/{subject}-*.nii.gz, which is not there.")
-    planes, indices, positions = mri.take_slices(mri.read_volume(files[0]), "axial", "all")
+    # cut to the box around the head, as the training slices were: the model expects the brain to fill the frame
+    planes, indices, positions = mri.head_planes(files[0], "axial", "all")
     nearest = int(np.abs(positions - position).argmin())
     source = (f"held-out subject {subject} of the IXI data set (CC BY-SA 3.0), axial slice {indices[nearest]} "
               f"(position {positions[nearest]:.2f} of the brain), never seen by the shipped ixi-fader model")

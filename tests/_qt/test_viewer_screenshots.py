@@ -273,25 +273,25 @@ def test_screenshot_nuclei_segmentation(make_napari_viewer, qtbot, wait_workers)
     _save(shot, "segmentation.png")
 
 
-@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
-def test_screenshot_mri_attribute_slider(make_napari_viewer, qtbot, wait_workers):
-    """The shipped Fader model on the held-out MRI sample slice: the diagnosis slider at ModerateDemented,
-    the original, the edited slice and the difference map side by side (grid mode)."""
+def _attribute_slider_shot(make_napari_viewer, qtbot, wait_workers, data_folder: str, sample: str, model: str,
+                           control: str, value: float, file: str) -> None:
+    """A Fader model on one of our held-out slice samples: ``control`` moved to ``value`` in Explore; the
+    original, the edited slice and the difference map side by side (grid mode)."""
     from napari_biogan.core.zoo import resolve_model
 
-    viewer = _sample_viewer(make_napari_viewer, qtbot, "alzheimer_mri_4class", "mri-slice")
+    viewer = _sample_viewer(make_napari_viewer, qtbot, data_folder, sample)
     slice_name = viewer.layers[-1].name
     dock, model_widget = viewer.window.add_plugin_dock_widget("napari-biogan", "Model")
-    model_widget.load_model_file(resolve_model("mri-fader"))
+    model_widget.load_model_file(resolve_model(model))
     wait_workers(model_widget)
     explore_dock, explore = viewer.window.add_plugin_dock_widget("napari-biogan", "Explore")
     viewer.window.remove_dock_widget(viewer.window._dock_widgets["Model (napari-biogan)"])
     _narrow(viewer, qtbot, explore_dock)
     explore.layer_picker.setCurrentText(slice_name)
     qtbot.waitUntil(lambda: "explore image" in viewer.layers, timeout=30000)
-    slider = next(w for w in explore.control_widgets if w.control.name == "diagnosis")
+    slider = next(w for w in explore.control_widgets if w.control.name == control)
     before = np.array(viewer.layers["explore image"].data, copy=True)
-    slider.setValue(3)
+    slider.setValue(value)
     # the slider moves the slice (live re-decoding)
     qtbot.waitUntil(lambda: not np.array_equal(viewer.layers["explore image"].data, before), timeout=30000)
     qtbot.wait(500)
@@ -302,4 +302,18 @@ def test_screenshot_mri_attribute_slider(make_napari_viewer, qtbot, wait_workers
     qtbot.wait(300)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     _not_blank(shot)
-    _save(shot, "mri.png")
+    _save(shot, file)
+
+
+@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
+def test_screenshot_mri_attribute_slider(make_napari_viewer, qtbot, wait_workers):
+    """The shipped Fader model on the held-out MRI sample slice: the diagnosis slider at ModerateDemented."""
+    _attribute_slider_shot(make_napari_viewer, qtbot, wait_workers, "alzheimer_mri_4class", "mri-slice",
+                           "mri-fader", "diagnosis", 3, "mri.png")
+
+
+@pytest.mark.skipif(not SAVE, reason="README screenshots: set NAPARI_BIOGAN_SCREENSHOTS=1")
+def test_screenshot_ixi_slice_position_slider(make_napari_viewer, qtbot, wait_workers):
+    """The IXI slice-position model on the held-out IXI sample slice (mid-brain), moved down the brain."""
+    _attribute_slider_shot(make_napari_viewer, qtbot, wait_workers, "ixi_t1_brain", "ixi-slice",
+                           "ixi-fader", "position", 0.25, "ixi.png")

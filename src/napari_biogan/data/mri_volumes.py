@@ -252,6 +252,15 @@ def load_volume_folder(folder: str | Path, table: str | Path | Table | None = No
     return _concat(parts, specs, described)
 
 
+def head_planes(path: str | Path, orientation: str = "axial", slices: Any = "all", slab: int = 1,
+                step: int = 1) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """A volume's planes at its own intensities, cut to the box around the head as training slices are
+    (:func:`volume_slices`), with their indices and positions (0..1): what a user would open and edit."""
+    volume = read_volume(path)
+    volume = crop_to_head(volume, keep=slice_axis(volume, orientation))
+    return take_slices(volume, orientation, parse_slices(slices), slab, step)
+
+
 def volume_slices(path: str | Path, orientation: str = "axial", slices: Any = "centre", slab: int = 1,
                   step: int = 1, size: int = 64, crop: bool = True) -> tuple[np.ndarray, list[int], np.ndarray]:
     """One volume's training slices (k, 1, size, size) in [-1, 1], their indices and positions (0..1):
