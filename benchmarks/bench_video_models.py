@@ -17,7 +17,9 @@ digit-feature FVD here, so FVDs are not comparable across).
 
 Every figure is the mean ± std over the sample ``--seeds`` (which clips are generated, and for
 Moving MNIST which real clips are drawn); SAVGAN is called better than 3DGAN on a metric only
-where the means differ by more than the two spreads together.
+where the means differ by more than the two spreads together. AACD is compared by its distance
+from the real clips' own AACD: below it, clips change too little (the paper's "lower is better"
+assumed generated clips above it, where the two readings agree).
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ PAPER_ORDER = {"mmnist": "the paper: AACD, flips/seq, cosTS", "t98g": "the paper
 TITLES = {"savgan": "SAVGAN", "3dgan": "3DGAN", "tganv2": "TGANv2"}
 #: per data set: metric set, (column title, metric key, format), lower-is-better keys compared
 COLUMNS = {
-    "mmnist": ("digits", [("AACD ↓", "aacd", ".3f"), ("flips/seq ↓", "flips_per_seq", ".2f"),
+    "mmnist": ("digits", [("AACD (-> real)", "aacd", ".3f"), ("flips/seq ↓", "flips_per_seq", ".2f"),
                           ("cosTS ↑", "cos_ts", ".3f"), ("FVD digits ↓", "fvd_digits", ".1f"),
                           ("frame pixel FD ↓", "fd_frames_pixels", ".2f")]),
-    "t98g": ("cells", [("AACD ↓", "aacd", ".3f"), ("FVD stats ↓", "fvd_stats", ".3f"),
+    "t98g": ("cells", [("AACD (-> real)", "aacd", ".3f"), ("FVD stats ↓", "fvd_stats", ".3f"),
                        ("frame pixel FD ↓", "fd_frames_pixels", ".3f")]),
 }
 
@@ -105,8 +107,14 @@ def main() -> None:
     by = {variant: m for variant, m, _, _ in rows}
     if "savgan" in by and "3dgan" in by:
         s, d = by["savgan"], by["3dgan"]
+
+        def score(m: dict, key: str) -> float:  # AACD: the distance from the real clips' (lower is better)
+            if key == "aacd" and real_row is not None and key in real_row:
+                return abs(m[key][0] - real_row[key])
+            return m[key][0]
+
         def beyond_spread(key: str, sign: int) -> bool:  # sign +1: SAVGAN lower; -1: SAVGAN higher
-            return sign * (d[key][0] - s[key][0]) > s[key][1] + d[key][1]
+            return sign * (score(d, key) - score(s, key)) > s[key][1] + d[key][1]
 
         better = [title for title, key, _ in columns if beyond_spread(key, -1 if key == "cos_ts" else 1)]
         worse = [title for title, key, _ in columns if beyond_spread(key, 1 if key == "cos_ts" else -1)]
