@@ -105,7 +105,7 @@ def same_subject_similarity(model, held, test, requested=(0.2, 0.35, 0.65, 0.8))
     import torch
 
     from napari_biogan.metrics.attributes import decode_slices
-    from napari_biogan.metrics.pixels import centred_unit_rows
+    from napari_biogan.metrics.pixels import paired_correlation
 
     images, values = held["image"].source.float(), held["attributes"].source.float()
     positions, subjects = values[:, 0].numpy(), np.asarray(test.subjects)
@@ -118,8 +118,8 @@ def same_subject_similarity(model, held, test, requested=(0.2, 0.35, 0.65, 0.8))
         wanted = values.clone()
         wanted[:, 0] = p
         edited = decode_slices(model, images, values, wanted)
-        target_rows = centred_unit_rows(images[targets].numpy())
-        score = lambda x: (centred_unit_rows(x.numpy()) * target_rows).sum(1)[keep]  # noqa: E731
+        real_targets = images[targets].numpy()
+        score = lambda x: paired_correlation(x.numpy(), real_targets)[keep]  # noqa: E731
         edit_r.append(score(edited))
         still_r.append(score(rebuilt))
         ceiling_r.append(score(rebuilt[torch.as_tensor(targets)]))

@@ -70,10 +70,12 @@ def margin_profile(model, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     with torch.inference_mode():
         videos = model.nets["generator"](model.latents(n, seed).to(model.device), keep_margins=True)
-    frames = ((videos.float().cpu().numpy()[:, 0] + 1) / 2).reshape(n, videos.shape[2], -1)
-    centred = frames - frames.mean(-1, keepdims=True)
-    centred /= np.linalg.norm(centred, axis=-1, keepdims=True) + 1e-12
-    return frames.std(-1).mean(0), (centred[:, 1:] * centred[:, :-1]).sum(-1).mean(0)
+    from napari_biogan.metrics.pixels import paired_correlation
+
+    frames = (videos.float().cpu().numpy()[:, 0] + 1) / 2
+    t = frames.shape[1]
+    pairs = (frames[:, :-1].reshape(n * (t - 1), -1), frames[:, 1:].reshape(n * (t - 1), -1))
+    return frame_contrast(frames), paired_correlation(*pairs).reshape(n, t - 1).mean(0)
 
 
 def main() -> None:

@@ -36,7 +36,6 @@ Slices: percentiles to [-1, 1], padded square, 64x64 (``data.mri.scale_slices``)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -102,30 +101,36 @@ RECIPES = {
 }
 
 
-def load_split(dataset: str, split: str, size: int, work: Path):
-    """The slices of one split, cached as .npz in the work folder (never in the repository)."""
+def load_splits(dataset: str, size: int, work: Path):
+    """The training and held-out slices, cached as .npz in the work folder (never in the repository);
+    the IXI volumes are read once for both splits."""
     from napari_biogan.data.attributes import parse_specs
     from napari_biogan.data.mri import (DEMENTIA_ATTRIBUTE, SliceSet, ixi_split, load_dementia_slices,
                                         load_ixi)
 
-    cache = work / f"{dataset}-{split}-{size}.npz"
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as npz:
-            return SliceSet(npz["images"], npz["values"], parse_specs(list(npz["specs"])), npz["subjects"],
-                            list(npz["files"]), np.full(len(npz["images"]), np.nan, np.float32),
-                            str(npz["description"]), bool(npz["known"]))
+    caches = [work / f"{dataset}-{split}-{size}.npz" for split in ("train", "test")]
+    if all(cache.exists() for cache in caches):
+        splits = []
+        for cache in caches:
+            with np.load(cache, allow_pickle=False) as npz:
+                splits.append(SliceSet(npz["images"], npz["values"], parse_specs(list(npz["specs"])),
+                                       npz["subjects"], list(npz["files"]),
+                                       np.full(len(npz["images"]), np.nan, np.float32),
+                                       str(npz["description"]), bool(npz["known"])))
+        return tuple(splits)
     if dataset == "ixi":
-        data = dict(zip(("train", "test"), ixi_split(load_ixi(IXI_DATA, step=1, size=size,
-                                                                attributes=(IXI_ATTRIBUTE,)))))[split]
-        specs = [IXI_ATTRIBUTE]
+        splits, specs = ixi_split(load_ixi(IXI_DATA, step=1, size=size, attributes=(IXI_ATTRIBUTE,))), [IXI_ATTRIBUTE]
     else:
-        data, specs = load_dementia_slices(DATA, split, size), [DEMENTIA_ATTRIBUTE]
-    np.savez(cache, images=data.images, values=data.values, subjects=data.subjects, files=np.asarray(data.files),
-             description=data.description, known=data.subjects_known, specs=np.asarray(specs))
-    return data
+        splits = tuple(load_dementia_slices(DATA, split, size) for split in ("train", "test"))
+        specs = [DEMENTIA_ATTRIBUTE]
+    for data, cache in zip(splits, caches):
+        np.savez(cache, images=data.images, values=data.values, subjects=data.subjects,
+                 files=np.asarray(data.files), description=data.description, known=data.subjects_known,
+                 specs=np.asarray(specs))
+    return tuple(splits)
 
 
-def describe(data, recipe: Recipe) -> str:
+def describe(data) -> str:
     """Slices per class, or the spread of a continuous attribute."""
     spec = data.specs[0]
     if spec.classes:
@@ -231,10 +236,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work or ("/tmp/fader-build" if args.dataset == "dementia" else f"/tmp/fader-build-{args.dataset}"))
     work.mkdir(parents=True, exist_ok=True)
-    train = load_split(args.dataset, "train", args.size, work)
-    test = load_split(args.dataset, "test", args.size, work)
-    print(f"train {len(train)} slices of {len(set(train.subjects))} scans ({describe(train, recipe)}); held-out "
-          f"{len(test)} slices of {len(set(test.subjects))} scans ({describe(test, recipe)})", flush=True)
+    train, test = load_splits(args.dataset, args.size, work)
+    print(f"train {len(train)} slices of {len(set(train.subjects))} scans ({describe(train)}); held-out "
+          f"{len(test)} slices of {len(set(test.subjects))} scans ({describe(test)})", flush=True)
     classifier = build_classifier(train, test, args, work, recipe)
     classifier_out.write_bytes((work / f"{recipe.classifier}.safetensors").read_bytes())
     if args.classifier_only:
@@ -245,9 +249,6 @@ def main() -> None:
         print("stopped for the time budget; run the same command again to resume", flush=True)
         return
     model = Model.load(work / "fader-checkpoint.safetensors", device="cpu")
-    # how volumes are read (not used in training): the recipe's, also for a run started before it said so
-    reading = {k: v for k, v in recipe.config.items() if k in ("orientation", "slices", "slab", "slice_step")}
-    model.config = dataclasses.replace(model.config, **reading)
     held = model.family.prepare_data(test.sources(), model.config)
     start = time.time()
     metrics = evaluate_fader(model, held, n=args.n, seed=args.seed, classifier=classifier)
