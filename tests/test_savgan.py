@@ -384,3 +384,48 @@ def test_margin_frames_generates_extra_frames_and_crops_them_so_edge_frames_are_
             savgan_config("cpu-small", margin_frames=bad)
     with pytest.raises(DataError, match="plus both margins"):
         GanModel.new("savgan", seed=0, **dict(TINY, margin_frames=1, start_frames=8))
+
+
+def _frames_touched(generator, level: int, frame: int) -> list[int]:
+    """Output frames that change when one frame of the input to ``level`` (a block index, or
+    ``len(blocks)`` for the output layer) changes: which frames that level and the ones after mix."""
+    def nudged(x):
+        x = x.clone()
+        x[:, :, frame] += 1.0
+        return x
+
+    if level < len(generator.blocks):  # the block's input, before any padding in time
+        hook = generator.blocks[level].register_forward_pre_hook(lambda _m, args: (nudged(args[0]),))
+    else:  # the output layer's input: what the last level hands on
+        hook = generator.attention[-1].register_forward_hook(lambda _m, _args, out: nudged(out))
+    z = torch.randn(1, generator.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        changed = generator(z)
+        hook.remove()
+        plain = generator(z)
+    return [t for t in range(plain.shape[2]) if not torch.equal(plain[:, :, t], changed[:, :, t])]
+
+
+def test_spatial_levels_draw_each_frame_from_its_own_features(tmp_path):
+    """Video issue: the T98G generators lose contrast in the frames that change, as if the last
+    levels' filters across time cross-faded each frame's detail with its neighbours'. With
+    ``spatial_levels`` the last levels have a time kernel of 1: a change to one frame's features
+    before them reaches that output frame only (with the paper's k3 it reaches its neighbours).
+    The 3DGAN with per-frame norm, so that only the convolutions mix frames (attention and
+    InstanceNorm3d read the whole clip)."""
+    config = dict(start_frames=8, time_padding="replicate", time_upsampling="linear", attention="none",
+                  generator_norm="frame")
+    paper = GanModel.new("savgan", seed=0, **dict(TINY, **config)).nets["generator"]
+    spatial = _reopened(tmp_path, spatial_levels=2, **config).nets["generator"]
+    assert _frames_touched(paper, 1, 4) == [3, 4, 5]  # the output layer's k3 mixes neighbours
+    assert _frames_touched(paper, 0, 4) == [2, 3, 4, 5, 6]
+    assert _frames_touched(spatial, 1, 4) == [4]
+    assert _frames_touched(spatial, 0, 4) == [4]  # both levels keep time (8 start frames)
+    assert spatial.out.kernel_size == (1, 4, 4) and spatial.blocks[0].conv.kernel_size == (1, 4, 4)
+    one = GanModel.new("savgan", seed=0, **dict(TINY, spatial_levels=1, **config)).nets["generator"]
+    assert _frames_touched(one, 0, 4) == [3, 4, 5] and _frames_touched(one, 1, 4) == [4]
+    assert get_family("savgan").config_from_dict({"frames": 16}).spatial_levels == 0  # older files: none
+    with pytest.raises(DataError, match="spatial_levels"):
+        savgan_config("cpu-small", spatial_levels=-1)
+    with pytest.raises(DataError, match="keep the frame count"):  # 2 start frames: both levels double time
+        GanModel.new("savgan", seed=0, **dict(TINY, start_frames=2, spatial_levels=1))

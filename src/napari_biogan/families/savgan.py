@@ -81,11 +81,16 @@ class SavganConfig:
     #: D_V also reads each frame's difference from the one before (nn.blocks.with_frame_differences)
     #: beside the frames (False: the paper's critic)
     critic_motion: bool = False
+    #: G_V's last N levels (the output layer counts as one) draw each frame from its own features (time
+    #: kernel 1), so no linear filter across frames can cross-fade a changing frame's detail with its
+    #: neighbours'; only levels that keep the frame count can be (0: the paper's, every level k3 in time)
+    spatial_levels: int = 0
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
                             ("widths", "critic_widths"))
-        for name, zero_means in (("start_frames", "the paper's plan"), ("margin_frames", "no extra frames")):
+        for name, zero_means in (("start_frames", "the paper's plan"), ("margin_frames", "no extra frames"),
+                                 ("spatial_levels", "the paper's generator")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise DataError(f"'{name}' must be a whole number (0 for {zero_means}), not {value!r}.")

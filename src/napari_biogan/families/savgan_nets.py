@@ -15,7 +15,7 @@ from torch import nn
 from ..core.errors import DataError
 from ..nn.attention import SelfAttention
 from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, generator_norm, spectral, \
-    time_crop, time_kernel, transposed_in_time, up_in_time, with_frame_differences
+    time_up_conv, transposed_in_time, up_in_time, with_frame_differences
 
 
 def generator_plan(frames: int, height: int, width: int, levels: int,
@@ -66,19 +66,26 @@ class VideoGenerator(nn.Module):
         self.latent_dim = cfg.latent_dim
         self.start = LatentProjection3d(cfg.latent_dim, widths[0], start)  # the paper's ConvT3d k(T0, Y0, X0) from z
         self.start_norm = generator_norm(widths[0], cfg.generator_norm)
+        # the last spatial_levels levels (the output layer is one) convolve each frame on its own
+        first_spatial = levels - cfg.spatial_levels
+        if cfg.spatial_levels > levels - time_ups:
+            raise DataError(f"'spatial_levels' {cfg.spatial_levels} is more than the {levels - time_ups} last "
+                            f"generator levels that keep the frame count (the first {time_ups} double it); "
+                            f"use at most {levels - time_ups}, or more start_frames.")
         self.blocks = nn.ModuleList(
             UpBlock3d(c_in, c_out, double_time=i < time_ups, spectral_norm=True, time_padding=cfg.time_padding,
-                      norm_kind=cfg.generator_norm, time_upsampling=cfg.time_upsampling)
+                      norm_kind=cfg.generator_norm, time_upsampling=cfg.time_upsampling,
+                      spatial=i >= first_spatial)
             for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])))
         first_attended = len(self.blocks) - cfg.attention_blocks
         self.attention = nn.ModuleList(
             SelfAttention(c_out, cfg.attention, cfg.landmarks)
             if cfg.attention != "none" and i >= first_attended else nn.Identity()
             for i, c_out in enumerate(widths[1:]))
-        last_doubles_time = levels - 1 < time_ups
-        kernel_t, stride_t, self.out_resize = time_kernel(last_doubles_time, cfg.time_upsampling)
-        self.out = nn.ConvTranspose3d(widths[-1], cfg.channels, (kernel_t, 4, 4), (stride_t, 2, 2), 1)
-        self.out_crop, self.time_padding = time_crop(stride_t == 2, cfg.time_padding), cfg.time_padding
+        self.out, self.out_resize, self.out_crop = time_up_conv(
+            widths[-1], cfg.channels, levels - 1 < time_ups, cfg.time_upsampling, cfg.time_padding,
+            spectral_norm=False, spatial=cfg.spatial_levels > 0)
+        self.time_padding = cfg.time_padding
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The start map (B, C0, T0, Y0, X0): early activations for GANSpace directions."""

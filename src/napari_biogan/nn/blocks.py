@@ -97,36 +97,53 @@ def up_in_time(x: torch.Tensor, resize: str) -> torch.Tensor:
     return x
 
 
-def time_kernel(double_time: bool, time_upsampling: str) -> tuple[int, int, str]:
+def time_kernel(double_time: bool, time_upsampling: str, spatial: bool = False) -> tuple[int, int, str]:
     """(kernel, stride, resize) in time of one generator level.
 
     ``"transposed"`` (the paper's): a k4 stride-2 transposed convolution doubles time; its taps
     alternate between even and odd output frames (a checkerboard in time). ``"resize"``: frames
     are repeated (nearest), then a k3 stride-1 convolution: every output frame gets the same taps,
     but frames come in pairs. ``"linear"``: frames are interpolated, then the same convolution.
-    ``resize`` is the :func:`up_in_time` mode ("" when time is not resized).
+    ``resize`` is the :func:`up_in_time` mode ("" when time is not resized). A level that keeps
+    time has a k3 kernel, or k1 when ``spatial`` (each frame drawn from its own features only).
     """
     modes = {"transposed": "", "resize": "nearest", "linear": "linear"}
     if time_upsampling not in modes:
         raise ValueError(f"Unknown time up-sampling '{time_upsampling}'; one of {', '.join(modes)}.")
     if not double_time:
-        return 3, 1, ""
+        return (1 if spatial else 3), 1, ""
+    if spatial:
+        raise ValueError("A level that doubles time cannot be purely spatial.")
     return (3, 1, modes[time_upsampling]) if modes[time_upsampling] else (4, 2, "")
 
 
+def time_up_conv(c_in: int, c_out: int, double_time: bool, time_upsampling: str, time_padding: str,
+                 spectral_norm: bool, spatial: bool = False) -> tuple[nn.Module, str, int]:
+    """One generator level's x2 transposed convolution in Y and X, and in time as :func:`time_kernel` says
+    (doubled, kept with k3, or kept with k1 when ``spatial``); returns it with its :func:`up_in_time` mode
+    and the frames :func:`transposed_in_time` crops (see :func:`time_crop`).
+
+    ``spatial`` levels never mix frames: nothing to pad or crop in time, and no linear filter across
+    frames averages a changing frame's detail with its neighbours' (a cross-fade)."""
+    kernel_t, stride_t, resize = time_kernel(double_time, time_upsampling, spatial)
+    conv = spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2),
+                                       (0 if kernel_t == 1 else 1, 1, 1)), spectral_norm)
+    return conv, resize, 0 if kernel_t == 1 else time_crop(stride_t == 2, time_padding)
+
+
 class UpBlock3d(nn.Module):
-    """ConvTranspose3d k4 s2 p1 (x2 in Y and X; in T too, or k3 s1 p1 when ``double_time`` is False),
-    then InstanceNorm and ReLU: one SAVGAN generator level. ``time_padding``: see :func:`time_crop`;
-    ``norm_kind``: see :func:`generator_norm`; ``time_upsampling``: see :func:`time_kernel`."""
+    """ConvTranspose3d k4 s2 p1 (x2 in Y and X; in T too, or k3 s1 p1 when ``double_time`` is False, k1 when
+    ``spatial``), then InstanceNorm and ReLU: one SAVGAN generator level. ``time_padding``: see
+    :func:`time_crop`; ``norm_kind``: see :func:`generator_norm`; ``time_upsampling``: see :func:`time_kernel`."""
 
     def __init__(self, c_in: int, c_out: int, double_time: bool = True, spectral_norm: bool = True,
                  norm: bool = True, time_padding: str = "zeros", norm_kind: str = "video",
-                 time_upsampling: str = "transposed"):
+                 time_upsampling: str = "transposed", spatial: bool = False):
         super().__init__()
-        kernel_t, stride_t, self.resize = time_kernel(double_time, time_upsampling)
-        self.conv = spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2), 1), spectral_norm)
+        self.conv, self.resize, self.crop = time_up_conv(c_in, c_out, double_time, time_upsampling, time_padding,
+                                                         spectral_norm, spatial)
         self.norm = generator_norm(c_out, norm_kind) if norm else nn.Identity()
-        self.crop, self.pad_mode = time_crop(stride_t == 2, time_padding), time_padding
+        self.pad_mode = time_padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.norm(transposed_in_time(self.conv, up_in_time(x, self.resize), self.crop,
