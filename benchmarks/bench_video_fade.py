@@ -16,6 +16,9 @@ AACD comes from (:func:`aacd_parts`: background brightness, objects, a staircase
 Where the contrast goes: pixel percentiles (:data:`PERCENTILES`) of generated against real
 clips, so a low contrast shows whether the bulk of the pixels or the darkest and brightest few
 are missing. Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
+``--critics`` (training files only: they keep the critics) asks which way the critics pull the contrast:
+their scores of real and generated clips whose contrast is scaled about each clip's mean
+(:func:`critic_contrast_response`).
 """
 
 from __future__ import annotations
@@ -78,6 +81,49 @@ def margin_profile(model, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return frame_contrast(frames), paired_correlation(*pairs).reshape(n, t - 1).mean(0)
 
 
+#: contrast scales of the --critics table (1: the clips as they are)
+CONTRAST_SCALES = (0.7, 1.0, 1.3)
+
+
+def critic_contrast_response(model, real, n: int, seed: int) -> list[tuple[str, float, float, float, float]]:
+    """Which way the critics pull the contrast: for each :data:`CONTRAST_SCALES` ``a``, every real and
+    generated clip (``n`` of each, in [-1, 1]) made ``mean + a * (clip - mean)`` (clipped to [-1, 1]) and
+    scored by D_V (whole clips) and D_I (every frame; higher = more real). Rows: (kind, a, D_V, D_I,
+    generator loss -D_V - w * D_I with the model's frame-critic weight w), the last for generated clips."""
+    import torch
+
+    weight = float(model.config.image_critic_weight)
+    video, frame = model.nets["video_critic"].eval(), model.nets["frame_critic"].eval()
+    rows = []
+    with torch.inference_mode():
+        fake = model.nets["generator"](model.latents(n, seed).to(model.device)).float().cpu()
+        for kind, clips in (("real", real[:n]), ("generated", fake)):
+            mean = clips.mean(dim=(1, 2, 3, 4), keepdim=True)
+            for scale in CONTRAST_SCALES:
+                scaled = (mean + scale * (clips - mean)).clamp(-1, 1)
+                frames = scaled.transpose(1, 2).reshape(-1, scaled.shape[1], *scaled.shape[3:])
+                d_v, d_i = float(video(scaled).mean()), float(frame(frames).mean())
+                rows.append((kind, scale, d_v, d_i, -d_v - weight * d_i))
+    return rows
+
+
+def print_critic_contrast(spec: str, model, real_clips, n: int) -> None:
+    """The --critics table of one training file."""
+    import torch
+
+    if "video_critic" not in model.nets or not any(k.startswith("net.video_critic.") for k in model._file_tensors):
+        print(f"- {spec}: keeps no critics (a shipped generator); give its training file")
+        return
+    rows = critic_contrast_response(model, torch.as_tensor(real_clips), n, seed=7)
+    print(f"\nCritic scores against contrast, {spec} ({n} clips each; higher = more real; contrast scaled "
+          "about each clip's mean)\n")
+    print("| clips | contrast x | D_V | D_I (every frame) | generator loss (generated clips) |")
+    print("|---|---|---|---|---|")
+    for kind, scale, d_v, d_i, loss in rows:
+        print(f"| {kind} | {scale:.1f} | {d_v:.2f} | {d_i:.2f} | {loss:.1f} |" if kind == "generated"
+              else f"| {kind} | {scale:.1f} | {d_v:.2f} | {d_i:.2f} | - |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+")
@@ -87,6 +133,8 @@ def main() -> None:
     parser.add_argument("--plot", default=None)
     parser.add_argument("--margins", action="store_true",
                         help="also profile the margin frames G_V generates and crops (margin_frames > 0)")
+    parser.add_argument("--critics", action="store_true",
+                        help="training files: the critics' scores of real and generated clips at scaled contrast")
     args = parser.parse_args()
 
     import torch
@@ -95,12 +143,13 @@ def main() -> None:
     from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation
 
     torch.set_num_threads(1)
-    profiles, rows, real, parts, margins, tails = {}, [], None, {}, {}, {}
+    profiles, rows, real, parts, margins, tails, critics = {}, [], None, {}, {}, {}, []
     for spec in args.models:
         model = load(spec)
         if real is None:
             clips, described = zoo_reference_clips(args.dataset, model.config.frames)
-            real = (model.family.prepare_data(clips, model.config).head(len(clips))["image"].numpy()[:, 0] + 1) / 2
+            real_clips = model.family.prepare_data(clips, model.config).head(len(clips))["image"].numpy()
+            real = (real_clips[:, 0] + 1) / 2
             real_profile = frame_contrast(real)
             real_lag1, real_fade = frame_correlation(real), crossfade_correlation(real)
             profiles["real clips"] = real_profile
@@ -116,6 +165,8 @@ def main() -> None:
             runs.append((profile, worst, aacd(videos), frame_correlation(videos), crossfade_correlation(videos)))
             parts.setdefault(spec, []).append(aacd_parts(videos))
             tails.setdefault(spec, []).append(np.percentile(videos, PERCENTILES))
+        if args.critics:
+            critics.append((spec, model))
         if args.margins and getattr(model.config, "margin_frames", 0):
             whole = [margin_profile(model, args.n, seed) for seed in args.seeds]
             margins[spec] = (model.config.margin_frames, *(np.mean([w[i] for w in whole], axis=0) for i in (0, 1)))
@@ -163,6 +214,8 @@ def main() -> None:
             mark = lambda t, text: f"[{text}]" if margin <= t < len(contrast) - margin else text  # noqa: E731
             print(f"- {spec} contrast: " + " ".join(mark(t, f"{v:.3f}") for t, v in enumerate(contrast)))
             print(f"  {' ' * len(spec)} next-frame r: " + " ".join(f"{v:.2f}" for v in lag1))
+    for spec, model in critics:
+        print_critic_contrast(spec, model, real_clips, args.n)
     if args.plot:
         plot(args.plot, profiles)
         print(f"\nwrote {args.plot}")
