@@ -18,7 +18,8 @@ clips, so a low contrast shows whether the bulk of the pixels or the darkest and
 are missing. Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
 ``--critics`` (training files only: they keep the critics) asks which way the critics pull the contrast:
 their scores of real and generated clips whose contrast is scaled about each clip's mean
-(:func:`critic_contrast_response`).
+(:func:`critic_contrast_response`). ``--picture OUT.png`` draws 3 real clips and 3 clips of each
+model (8 of their frames; ``--labels`` names the rows, default the files' names).
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ def main() -> None:
     parser.add_argument("--plot", default=None)
     parser.add_argument("--margins", action="store_true",
                         help="also profile the margin frames G_V generates and crops (margin_frames > 0)")
+    parser.add_argument("--picture", default=None, help="also write a PNG: rows of real and generated clips")
+    parser.add_argument("--labels", nargs="+", default=None, help="row names of the models in --picture")
     parser.add_argument("--critics", action="store_true",
                         help="training files: the critics' scores of real and generated clips at scaled contrast")
     args = parser.parse_args()
@@ -143,13 +146,17 @@ def main() -> None:
     from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation
 
     torch.set_num_threads(1)
-    profiles, rows, real, parts, margins, tails, critics = {}, [], None, {}, {}, {}, []
-    for spec in args.models:
+    profiles, rows, real, parts, margins, tails, critics, strips = {}, [], None, {}, {}, {}, [], []
+    labels = args.labels or [Path(spec).name.replace(".safetensors", "") for spec in args.models]
+    if len(labels) != len(args.models):
+        raise SystemExit(f"--labels names {len(labels)} rows for {len(args.models)} models.")
+    for spec, label in zip(args.models, labels):
         model = load(spec)
         if real is None:
             clips, described = zoo_reference_clips(args.dataset, model.config.frames)
             real_clips = model.family.prepare_data(clips, model.config).head(len(clips))["image"].numpy()
             real = (real_clips[:, 0] + 1) / 2
+            strips.append(("real", real[:: max(1, len(real) // 3)][:3]))
             real_profile = frame_contrast(real)
             real_lag1, real_fade = frame_correlation(real), crossfade_correlation(real)
             profiles["real clips"] = real_profile
@@ -165,6 +172,8 @@ def main() -> None:
             runs.append((profile, worst, aacd(videos), frame_correlation(videos), crossfade_correlation(videos)))
             parts.setdefault(spec, []).append(aacd_parts(videos))
             tails.setdefault(spec, []).append(np.percentile(videos, PERCENTILES))
+            if seed == args.seeds[0]:
+                strips.append((label, videos[:3]))
         if args.critics:
             critics.append((spec, model))
         if args.margins and getattr(model.config, "margin_frames", 0):
@@ -216,6 +225,10 @@ def main() -> None:
             print(f"  {' ' * len(spec)} next-frame r: " + " ".join(f"{v:.2f}" for v in lag1))
     for spec, model in critics:
         print_critic_contrast(spec, model, real_clips, args.n)
+    if args.picture:
+        from bench_video_models import write_picture  # the same picture as the model comparison's
+
+        write_picture(args.picture, strips)
     if args.plot:
         plot(args.plot, profiles)
         print(f"\nwrote {args.plot}")
