@@ -83,7 +83,8 @@ class SavganConfig:
     critic_motion: bool = False
     #: G_V's last N levels (the output layer counts as one) draw each frame from its own features (time
     #: kernel 1), so no linear filter across frames can cross-fade a changing frame's detail with its
-    #: neighbours'; only levels that keep the frame count can be (0: the paper's, every level k3 in time)
+    #: neighbours'; only levels that keep the frame count can be (0: the paper's, every level k3 in time).
+    #: Measured on T98G: no contrast gained (README "Frames drawn one by one")
     spatial_levels: int = 0
 
     def __post_init__(self):
