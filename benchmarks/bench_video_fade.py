@@ -120,9 +120,8 @@ def print_critic_contrast(spec: str, model, real_clips, n: int) -> None:
           "about each clip's mean)\n")
     print("| clips | contrast x | D_V | D_I (every frame) | generator loss (generated clips) |")
     print("|---|---|---|---|---|")
-    for kind, scale, d_v, d_i, loss in rows:
-        print(f"| {kind} | {scale:.1f} | {d_v:.2f} | {d_i:.2f} | {loss:.1f} |" if kind == "generated"
-              else f"| {kind} | {scale:.1f} | {d_v:.2f} | {d_i:.2f} | - |")
+    for kind, scale, d_v, d_i, loss in rows:  # the generator's loss means something for its own clips only
+        print(f"| {kind} | {scale:.1f} | {d_v:.2f} | {d_i:.2f} | {f'{loss:.1f}' if kind == 'generated' else '-'} |")
 
 
 def main() -> None:

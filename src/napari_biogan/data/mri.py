@@ -36,7 +36,7 @@ DEMENTIA_ATTRIBUTE = "diagnosis:ordered:" + "|".join(DEMENTIA_CLASSES)
 _VOLUME_NAMES = ("ORIENTATIONS", "NIFTI_AXES", "TIFF_AXES", "VOLUME_SUFFIXES", "IXI_ATTRIBUTES", "IXI_NOTE",
                  "Volume", "is_volume_file", "read_volume", "crop_to_head", "slice_axis", "brain_extent",
                  "take_slices", "volume_slices", "parse_slices", "list_volumes", "load_volume_folder", "load_adni",
-                 "load_ixi", "IXI_HELD_OUT", "ixi_split", "head_planes")
+                 "load_ixi", "IXI_HELD_OUT", "ixi_split", "head_planes", "head_volume")
 
 
 def __getattr__(name: str) -> Any:

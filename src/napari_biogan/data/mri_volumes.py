@@ -256,17 +256,21 @@ def head_planes(path: str | Path, orientation: str = "axial", slices: Any = "all
                 step: int = 1) -> tuple[np.ndarray, list[int], np.ndarray]:
     """A volume's planes at its own intensities, cut to the box around the head as training slices are
     (:func:`volume_slices`), with their indices and positions (0..1): what a user would open and edit."""
+    return take_slices(head_volume(path, orientation), orientation, parse_slices(slices), slab, step)
+
+
+def head_volume(path: str | Path, orientation: str = "axial", crop: bool = True) -> Volume:
+    """A volume read and (``crop``) cut to the box around the head, keeping every plane along
+    ``orientation``'s axis: the one cut that training slices and the samples both go through."""
     volume = read_volume(path)
-    volume = crop_to_head(volume, keep=slice_axis(volume, orientation))
-    return take_slices(volume, orientation, parse_slices(slices), slab, step)
+    return crop_to_head(volume, keep=slice_axis(volume, orientation)) if crop else volume
 
 
 def volume_slices(path: str | Path, orientation: str = "axial", slices: Any = "centre", slab: int = 1,
                   step: int = 1, size: int = 64, crop: bool = True) -> tuple[np.ndarray, list[int], np.ndarray]:
     """One volume's training slices (k, 1, size, size) in [-1, 1], their indices and positions (0..1):
     read, cut to the head (``crop``), normalised by its percentiles, sliced, scaled (:func:`scale_slices`)."""
-    volume = read_volume(path)
-    volume = crop_to_head(volume, keep=slice_axis(volume, orientation)) if crop else volume
+    volume = head_volume(path, orientation, crop)
     volume.data = normalise_percentiles(volume.data)
     planes, indices, positions = take_slices(volume, orientation, parse_slices(slices), slab, step)
     return scale_slices(planes, size).numpy(), indices, positions
