@@ -155,10 +155,39 @@ def test_training_ramps_lambda_and_runs_through_the_one_trainer(tmp_path):
     assert [c.name for c in loaded.controls] == ["dx", "age"]
 
 
-def test_the_patch_discriminator_trains_resumes_exactly_and_is_left_out_of_the_shipped_file(tmp_path):
+def test_real_posteriors_average_how_real_slices_are_read_and_stop_rewarding_overshoot():
+    from napari_biogan.families.fader_nets import RealPosteriors
+
+    specs = parse_specs(["dx:ordered:CN|MCI|AD", "age:continuous:20|90"])
+    posteriors = RealPosteriors(specs, rate=0.5)
+    read = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]])  # how the classifier reads CN and MCI slices
+    values = torch.tensor([[0.0, 50.0], [0.0, 60.0], [1.0, 40.0]])
+    posteriors.update(specs, torch.cat([read[[0, 0, 1]].log(), torch.zeros(3, 1)], 1), values)
+    assert torch.allclose(posteriors.mean_0, torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.0, 0.0, 1.0]]))
+    posteriors.update(specs, torch.tensor([[0.0, 0.0, 0.0, 0.0]]), torch.tensor([[0.0, 50.0]]))  # uniform read
+    assert torch.allclose(posteriors.mean_0[0], 0.5 * read[0] + 0.5 / 3)  # then a running mean (rate 0.5)
+    assert posteriors.seen_0.tolist() == [3.0, 1.0, 0.0]  # AD never seen: its target stays one-hot
+    assert posteriors.confidence() == pytest.approx((0.5 * 0.7 + 0.5 / 3 + 0.6) / 2)
+    wanted = torch.tensor([[1.0, 30.0]])
+    soft = posteriors.targets(specs, wanted)
+    assert soft[1] is None and torch.allclose(soft[0], read[1:2])
+    # the one-hot target keeps rewarding a surer read; the real one is lowest at the real slices' read
+    matching, surer = read[1:2].log(), torch.tensor([[-9.0, 9.0, -9.0]])
+    age = torch.tensor([[-(2 / 7)]])  # the head's age: exactly 30 on the [-1, 1] scale
+
+    def loss(head, soft_targets):
+        return float(attribute_loss(specs, torch.cat([head, age], 1), wanted, soft=soft_targets))
+
+    assert loss(surer, None) < loss(matching, None)
+    assert loss(matching, soft) < loss(surer, soft)
+
+
+@pytest.mark.parametrize("extra, net", [({"patch_width": 4}, "patch_discriminator"),
+                                        ({"classifier_target": "real"}, "real_posteriors")])
+def test_training_only_nets_train_resume_exactly_and_are_left_out_of_the_shipped_file(tmp_path, extra, net):
     data = {"image": slices(8), "attributes": np.arange(8) % 4}
-    config = {**TINY, "patch_width": 4}
-    hparams = {"batch_size": 4, "lambda_patch": 0.5}
+    config = {**TINY, **extra}
+    hparams = {"batch_size": 4, "lambda_patch": 0.5, "lambda_schedule": 2}
 
     def settings(steps, name):
         return TrainSettings(steps=steps, seed=3, output=str(tmp_path / name), checkpoint_every=2,
@@ -166,21 +195,24 @@ def test_the_patch_discriminator_trains_resumes_exactly_and_is_left_out_of_the_s
 
     straight = setup_training("fader", data, settings(4, "a.safetensors"), config_overrides=config)
     losses = [e.losses for e in straight.run_all() if e.kind == "step"]
-    assert {"patch_fooling", "patch_discriminator"} <= set(losses[0])
+    if net == "patch_discriminator":
+        assert {"patch_fooling", "patch_discriminator"} <= set(losses[0])
     first = setup_training("fader", data, settings(2, "b.safetensors"), config_overrides=config)
     list(first.run_all())
     resumed = setup_training("fader", data, settings(4, "b.safetensors"), config_overrides=config,
                              resume=str(tmp_path / "b.safetensors"))
     assert [e.losses for e in resumed.run_all() if e.kind == "step"] == losses[2:]
     model = Model.load(tmp_path / "a.safetensors", device="cpu")
-    assert "patch_discriminator" in model.nets
+    assert net in model.nets
+    if net == "real_posteriors":  # learnt from the real slices, not left at the one-hot start
+        assert model.nets[net].seen_0.sum() == 4 * 4 and not torch.equal(model.nets[net].mean_0, torch.eye(4))
     model.save(tmp_path / "shipped.safetensors", include=model.family.inference_nets)
     shipped = Model.load(tmp_path / "shipped.safetensors", device="cpu")
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "shipped.safetensors"), "pt") as handle:
-        assert not [k for k in handle.keys() if "patch_discriminator" in k or "latent_discriminator" in k]
-    assert shipped.config.patch_width == 4
+        assert not [k for k in handle.keys() if net in k or "latent_discriminator" in k]
+    assert all(getattr(shipped.config, key) == value for key, value in extra.items())
     out = shipped.family.decode(shipped.nets, shipped.config,
                                 shipped.family.encode(shipped.nets, shipped.config,
                                                       {"image": model.family.prepare_source(
@@ -242,6 +274,8 @@ def test_bad_configs_are_one_sentence():
         make_config(family, {"attributes": ("diagnosis",)})
     with pytest.raises(DataError, match="power of two"):
         make_config(family, {"size": 100})
+    with pytest.raises(DataError, match="classifier_target is one of class, real"):
+        make_config(family, {"classifier_target": "soft"})
     # the CLI's text: two attributes separated by a comma, class lists by '|'
     values = parse_assignments(["attributes=dx:ordered:CN|MCI|AD,age:continuous:20|90"])
     assert make_config(family, values).attributes == ("dx:ordered:CN|MCI|AD", "age:continuous:20|90")

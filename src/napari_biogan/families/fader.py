@@ -30,6 +30,7 @@ from ..data.attributes import CATEGORICAL, CONTINUOUS, ORDERED, AttributeSpec, p
 from ..data.mri import DEMENTIA_ATTRIBUTE, PERCENTILES
 
 NAME = "fader"
+CLASSIFIER_TARGETS = ("class", "real")
 
 
 @dataclass
@@ -48,6 +49,10 @@ class FaderConfig:
     #: a PatchGAN on decoded slices against blur (0 = none, the paper's network); weighted by the
     #: ``lambda_patch`` hyper-parameter
     patch_width: int = 0
+    #: what the classifier discriminator asks of decoded slices: "class" (the report's: a confident read of
+    #: the requested class, one-hot) or "real" (read as real slices of that class are read, on average:
+    #: :class:`~.fader_nets.RealPosteriors`; against edits that overshoot the class)
+    classifier_target: str = "class"
     percentiles: tuple[float, ...] = PERCENTILES
     restore_size: bool = True  # outputs at the source slice's size (they overlay its layer)
     #: slices of a rare class of the first class attribute weigh in the losses as if the class made up
@@ -75,6 +80,9 @@ class FaderConfig:
                 raise ValueError(f"{name} must be at least 1")
         if self.patch_width < 0:
             raise ValueError("patch_width must be 0 (no patch discriminator) or more")
+        if self.classifier_target not in CLASSIFIER_TARGETS:
+            raise ValueError(f"classifier_target is one of {', '.join(CLASSIFIER_TARGETS)}, "
+                             f"not '{self.classifier_target}'")
         for name in ("decoder_dropout", "latent_dropout", "min_class_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 0 and below 1")
@@ -129,8 +137,8 @@ class FaderFamily(Family):
     def build(self, config):
         from torch import nn
 
-        from .fader_nets import (FaderDecoder, FaderEncoder, LatentDiscriminator, PatchDiscriminator, code_size,
-                                 widths)
+        from .fader_nets import (FaderDecoder, FaderEncoder, LatentDiscriminator, PatchDiscriminator,
+                                 RealPosteriors, code_size, widths)
 
         specs = config.specs
         layer_widths = widths(config.base_width, config.max_width, config.depth)
@@ -141,6 +149,8 @@ class FaderFamily(Family):
                                                             size, config.hidden, config.latent_dropout)}
         if config.patch_width:
             nets["patch_discriminator"] = PatchDiscriminator(config.channels, config.patch_width)
+        if config.classifier_target == "real":  # training state only (not in inference_nets)
+            nets["real_posteriors"] = RealPosteriors(specs)
         return nn.ModuleDict(nets)
 
     def channels(self, config):
@@ -307,8 +317,16 @@ class FaderFamily(Family):
         if weight > 0:  # the classifier discriminator: reconstructed slices must show their attributes, and
             estimator.requires_grad_(False)  # slices decoded with flipped attributes the flipped ones
             estimator.eval()
-            loss_clf = attribute_loss(specs, encoder.estimate(swapped), flipped)
-            loss = loss + weight * warm * (loss_clf + attribute_loss(specs, encoder.estimate(recon), y, w))
+            soft_flipped = soft_true = None
+            if "real_posteriors" in nets:  # targets: how the classifier reads real slices of those classes
+                posteriors = nets["real_posteriors"]
+                with torch.no_grad():
+                    posteriors.update(specs, encoder.estimate(x), y)
+                soft_flipped, soft_true = posteriors.targets(specs, flipped), posteriors.targets(specs, y)
+                result["target_confidence"] = posteriors.confidence()
+            loss_clf = attribute_loss(specs, encoder.estimate(swapped), flipped, soft=soft_flipped)
+            loss = loss + weight * warm * (loss_clf + attribute_loss(specs, encoder.estimate(recon), y, w,
+                                                                     soft=soft_true))
             result["classifier_swap"] = loss_clf.item()
         decoded = None
         if patch is not None:  # what the patch discriminator judges: reconstructed (and edited) slices
