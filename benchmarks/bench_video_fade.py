@@ -15,7 +15,8 @@ AACD comes from (:func:`aacd_parts`: background brightness, objects, a staircase
 ``--margins`` profiles the frames G_V generates beyond the clip's ends and crops (``margin_frames``).
 Where the contrast goes: pixel percentiles (:data:`PERCENTILES`) of generated against real
 clips, so a low contrast shows whether the bulk of the pixels or the darkest and brightest few
-are missing. Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
+are missing, and at which size (:func:`contrast_by_scale`: detail finer than 2 px, 2-4 px, 4-8
+px and coarser, each as a fraction of the real clips'). Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
 ``--critics`` (training files only: they keep the critics) asks which way the critics pull the contrast:
 their scores of real and generated clips whose contrast is scaled about each clip's mean
 (:func:`critic_contrast_response`). ``--picture OUT.png`` draws 3 real clips and 3 clips of each
@@ -65,6 +66,27 @@ def aacd_parts(videos: np.ndarray) -> tuple[float, float, float]:
     change = lambda series: np.abs(np.diff(series, axis=1))  # noqa: E731
     steps = change(mean).mean(0)
     return float(change(median).mean()), float(change(mean - median).mean()), float(steps[1::2].mean() / steps[::2].mean())
+
+
+#: the band edges (pixels) of the "contrast by scale" table: detail finer than 2 px, 2-4 px, 4-8 px, coarser
+SCALE_EDGES = (2, 4, 8)
+
+
+def contrast_by_scale(videos: np.ndarray, edges: tuple[int, ...] = SCALE_EDGES) -> np.ndarray:
+    """(N, T, Y, X) -> the mean over frames of each band's pixel standard deviation (len(edges) + 1,): a
+    frame minus its 2x2 block means (detail finer than 2 px), those means minus the 4x4 ones, and so on;
+    the last band is the coarsest block means. Says at which size a contrast deficit sits."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(videos, dtype=np.float32)).reshape(-1, 1, *videos.shape[-2:])
+    bands, finer = [], x
+    for size in edges:
+        coarser = F.interpolate(F.avg_pool2d(x, size), scale_factor=size, mode="nearest")
+        bands.append(finer - coarser)
+        finer = coarser
+    bands.append(finer)
+    return np.array([float(b.flatten(1).std(1).mean()) for b in bands])
 
 
 def margin_profile(model, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +167,7 @@ def main() -> None:
     from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation
 
     torch.set_num_threads(1)
-    profiles, rows, real, parts, margins, tails, critics, strips = {}, [], None, {}, {}, {}, [], []
+    profiles, rows, real, parts, margins, tails, scales, critics, strips = {}, [], None, {}, {}, {}, {}, [], []
     labels = args.labels or [Path(spec).name.replace(".safetensors", "") for spec in args.models]
     if len(labels) != len(args.models):
         raise SystemExit(f"--labels names {len(labels)} rows for {len(args.models)} models.")
@@ -171,6 +193,7 @@ def main() -> None:
             runs.append((profile, worst, aacd(videos), frame_correlation(videos), crossfade_correlation(videos)))
             parts.setdefault(spec, []).append(aacd_parts(videos))
             tails.setdefault(spec, []).append(np.percentile(videos, PERCENTILES))
+            scales.setdefault(spec, []).append(contrast_by_scale(videos))
             if seed == args.seeds[0]:
                 strips.append((label, videos[:3]))
         if args.critics:
@@ -209,6 +232,16 @@ def main() -> None:
     print("|---|" + "---|" * len(PERCENTILES))
     for name, values in [("real clips", [np.percentile(real, PERCENTILES)])] + list(tails.items()):
         print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in np.mean(values, 0)) + " |")
+    real_scales = contrast_by_scale(real)
+    bands = [f"< {SCALE_EDGES[0]} px"] + [f"{a}-{b} px" for a, b in zip(SCALE_EDGES, SCALE_EDGES[1:])] + \
+        [f"> {SCALE_EDGES[-1]} px"]
+    print("\nContrast by scale: each band's pixel std as a fraction of the real clips' (mean ± std over seeds; "
+          "real clips: " + ", ".join(f"{b} {v:.3f}" for b, v in zip(bands, real_scales)) + ")\n")
+    print("| model | " + " | ".join(bands) + " |")
+    print("|---|" + "---|" * len(bands))
+    for name, values in scales.items():
+        ratios = np.array(values) / real_scales
+        print(f"| {name} | " + " | ".join(f"{m:.2f} ± {d:.2f}" for m, d in zip(ratios.mean(0), ratios.std(0))) + " |")
     print("\nWhole profiles (each frame's contrast, mean over seeds):")
     for name, profile in profiles.items():
         print(f"- {name}: " + " ".join(f"{v:.3f}" for v in profile))
