@@ -16,7 +16,8 @@ AACD comes from (:func:`aacd_parts`: background brightness, objects, a staircase
 Where the contrast goes: pixel percentiles (:data:`PERCENTILES`) of generated against real
 clips, so a low contrast shows whether the bulk of the pixels or the darkest and brightest few
 are missing, and at which size (:func:`contrast_by_scale`: detail finer than 2 px, 2-4 px, 4-8
-px and coarser, each as a fraction of the real clips'). Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
+px and coarser, each as a fraction of the real clips'), and how much of a frame is off the
+background (:func:`off_background`). Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
 ``--critics`` (training files only: they keep the critics) asks which way the critics pull the contrast:
 their scores of real and generated clips whose contrast is scaled about each clip's mean
 (:func:`critic_contrast_response`). ``--picture OUT.png`` draws 3 real clips and 3 clips of each
@@ -87,6 +88,18 @@ def contrast_by_scale(videos: np.ndarray, edges: tuple[int, ...] = SCALE_EDGES) 
         finer = coarser
     bands.append(finer)
     return np.array([float(b.flatten(1).std(1).mean()) for b in bands])
+
+
+#: how far (0..1 scale) a pixel is from its frame's median to count in the "off the background" table
+OFF_BACKGROUND = (0.1, 0.2, 0.3)
+
+
+def off_background(videos: np.ndarray, thresholds: tuple[float, ...] = OFF_BACKGROUND) -> np.ndarray:
+    """(N, T, Y, X) -> the share of pixels further than each threshold from their frame's median (the
+    background's level): how much of a frame cells and their halos cover, by strength."""
+    median = np.median(videos.reshape(*videos.shape[:2], -1), -1)[..., None, None]
+    distance = np.abs(videos - median)
+    return np.array([float((distance > t).mean()) for t in thresholds])
 
 
 def margin_profile(model, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +180,8 @@ def main() -> None:
     from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation
 
     torch.set_num_threads(1)
-    profiles, rows, real, parts, margins, tails, scales, critics, strips = {}, [], None, {}, {}, {}, {}, [], []
+    profiles, rows, real, parts, margins, tails, scales, covers, critics, strips = (
+        {}, [], None, {}, {}, {}, {}, {}, [], [])
     labels = args.labels or [Path(spec).name.replace(".safetensors", "") for spec in args.models]
     if len(labels) != len(args.models):
         raise SystemExit(f"--labels names {len(labels)} rows for {len(args.models)} models.")
@@ -194,6 +208,7 @@ def main() -> None:
             parts.setdefault(spec, []).append(aacd_parts(videos))
             tails.setdefault(spec, []).append(np.percentile(videos, PERCENTILES))
             scales.setdefault(spec, []).append(contrast_by_scale(videos))
+            covers.setdefault(spec, []).append(off_background(videos))
             if seed == args.seeds[0]:
                 strips.append((label, videos[:3]))
         if args.critics:
@@ -242,6 +257,13 @@ def main() -> None:
     for name, values in scales.items():
         ratios = np.array(values) / real_scales
         print(f"| {name} | " + " | ".join(f"{m:.2f} ± {d:.2f}" for m, d in zip(ratios.mean(0), ratios.std(0))) + " |")
+    print("\nOff the background: share of pixels further than d from their frame's median (mean ± std over seeds)\n")
+    print("| model | " + " | ".join(f"d > {t}" for t in OFF_BACKGROUND) + " |")
+    print("|---|" + "---|" * len(OFF_BACKGROUND))
+    print("| real clips | " + " | ".join(f"{v:.3f}" for v in off_background(real)) + " |")
+    for name, values in covers.items():
+        values = np.array(values)
+        print(f"| {name} | " + " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in zip(values.mean(0), values.std(0))) + " |")
     print("\nWhole profiles (each frame's contrast, mean over seeds):")
     for name, profile in profiles.items():
         print(f"- {name}: " + " ".join(f"{v:.3f}" for v in profile))
