@@ -238,7 +238,8 @@ class RealPosteriors(nn.Module):
     @torch.no_grad()
     def update(self, specs: Sequence[AttributeSpec], head: torch.Tensor, values: torch.Tensor) -> None:
         """Fold in the classifier's heads (N, ...) on real slices with their true values (N, A): a plain mean
-        over a class's first 1 / ``rate`` slices, an exponential one after."""
+        while a batch's slices of a class are more than ``rate`` of all its slices seen so far (about its
+        first 1 / ``rate`` batches), an exponential one (weight ``rate``) after."""
         start = 0
         for j, spec in enumerate(specs):
             part = head[:, start:start + spec.size].float()
