@@ -159,6 +159,15 @@ def print_critic_contrast(spec: str, model, real_clips, n: int) -> None:
         print(f"| {kind} | {scale:.1f} | {d_v:.2f} | {d_i:.2f} | {f'{loss:.1f}' if kind == 'generated' else '-'} |")
 
 
+def print_spread_row(name: str, values, digits: int = 3) -> None:
+    """One markdown row: each column's mean ± std over the rows of ``values`` (seeds x columns); the mean
+    alone for a single row (the real clips)."""
+    values = np.asarray(values)
+    cells = (f"{m:.{digits}f} ± {d:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
+             for m, d in zip(values.mean(0), values.std(0)))
+    print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+")
@@ -239,9 +248,7 @@ def main() -> None:
     print("| model | background | objects | odd / even transitions |")
     print("|---|---|---|---|")
     for name, values in [("real clips", [aacd_parts(real)])] + list(parts.items()):
-        values = np.array(values)
-        print(f"| {name} | " + " | ".join(f"{m:.3f} ± {d:.3f}" if len(values) > 1 else f"{m:.3f}"
-                                          for m, d in zip(values.mean(0), values.std(0))) + " |")
+        print_spread_row(name, values)
     print("\nWhere the contrast goes: pixel percentiles (0..1 scale; mean over seeds)\n")
     print("| model | " + " | ".join(f"{q} %" for q in PERCENTILES) + " |")
     print("|---|" + "---|" * len(PERCENTILES))
@@ -255,15 +262,12 @@ def main() -> None:
     print("| model | " + " | ".join(bands) + " |")
     print("|---|" + "---|" * len(bands))
     for name, values in scales.items():
-        ratios = np.array(values) / real_scales
-        print(f"| {name} | " + " | ".join(f"{m:.2f} ± {d:.2f}" for m, d in zip(ratios.mean(0), ratios.std(0))) + " |")
+        print_spread_row(name, np.array(values) / real_scales, digits=2)
     print("\nOff the background: share of pixels further than d from their frame's median (mean ± std over seeds)\n")
     print("| model | " + " | ".join(f"d > {t}" for t in OFF_BACKGROUND) + " |")
     print("|---|" + "---|" * len(OFF_BACKGROUND))
-    print("| real clips | " + " | ".join(f"{v:.3f}" for v in off_background(real)) + " |")
-    for name, values in covers.items():
-        values = np.array(values)
-        print(f"| {name} | " + " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in zip(values.mean(0), values.std(0))) + " |")
+    for name, values in [("real clips", [off_background(real)])] + list(covers.items()):
+        print_spread_row(name, values)
     print("\nWhole profiles (each frame's contrast, mean over seeds):")
     for name, profile in profiles.items():
         print(f"- {name}: " + " ".join(f"{v:.3f}" for v in profile))

@@ -209,11 +209,16 @@ def attribute_loss(specs: Sequence[AttributeSpec], head: torch.Tensor, values: t
             target = 2 * (values[:, j].float() - spec.low) / (spec.high - spec.low) - 1
             loss = loss + weighted_mean((part[:, 0] - target).pow(2), weight)
         else:
-            target = values[:, j].round().long().clamp(0, spec.size - 1)
+            target = class_indices(spec, values[:, j])
             if soft is not None and soft[j] is not None:
                 target = soft[j].to(part.dtype)
             loss = loss + weighted_mean(F.cross_entropy(part, target, reduction="none"), weight)
     return loss
+
+
+def class_indices(spec: AttributeSpec, column: torch.Tensor) -> torch.Tensor:
+    """A class attribute's values (N,) -> the nearest class index of each, within the classes."""
+    return column.round().long().clamp(0, spec.size - 1)
 
 
 class RealPosteriors(nn.Module):
@@ -230,25 +235,20 @@ class RealPosteriors(nn.Module):
     def __init__(self, specs: Sequence[AttributeSpec], rate: float = 0.01):
         super().__init__()
         self.rate = rate
-        for j, spec in enumerate(specs):
-            if spec.kind != CONTINUOUS:
-                self.register_buffer(f"mean_{j}", torch.eye(spec.size))
-                self.register_buffer(f"seen_{j}", torch.zeros(spec.size))
+        self.columns = [j for j, spec in enumerate(specs) if spec.kind != CONTINUOUS]  # the class attributes
+        for j in self.columns:
+            self.register_buffer(f"mean_{j}", torch.eye(specs[j].size))
+            self.register_buffer(f"seen_{j}", torch.zeros(specs[j].size))
 
     @torch.no_grad()
     def update(self, specs: Sequence[AttributeSpec], head: torch.Tensor, values: torch.Tensor) -> None:
         """Fold in the classifier's heads (N, ...) on real slices with their true values (N, A): a plain mean
         while a batch's slices of a class are more than ``rate`` of all its slices seen so far (about its
         first 1 / ``rate`` batches), an exponential one (weight ``rate``) after."""
-        start = 0
-        for j, spec in enumerate(specs):
-            part = head[:, start:start + spec.size].float()
-            start += spec.size
-            if spec.kind == CONTINUOUS:
-                continue
+        for j in self.columns:
             mean, seen = getattr(self, f"mean_{j}"), getattr(self, f"seen_{j}")
-            probabilities = part.softmax(1)
-            classes = values[:, j].round().long().clamp(0, spec.size - 1)
+            probabilities = class_probabilities(specs[j], head.float(), specs)
+            classes = class_indices(specs[j], values[:, j])
             for c in classes.unique().tolist():
                 rows = probabilities[classes == c]
                 seen[c] += len(rows)
@@ -258,21 +258,17 @@ class RealPosteriors(nn.Module):
     def confidence(self) -> float:
         """The mean probability real slices get for their own class (over the classes seen): 1 would be the
         one-hot target; logged while training."""
-        diagonals = [getattr(self, name).diagonal()[getattr(self, "seen_" + name[5:]) > 0]
-                     for name, _ in self.named_buffers() if name.startswith("mean_")]
+        diagonals = [getattr(self, f"mean_{j}").diagonal()[getattr(self, f"seen_{j}") > 0] for j in self.columns]
         values = torch.cat(diagonals) if diagonals else torch.ones(0)
         return float(values.mean()) if len(values) else 1.0
 
     def targets(self, specs: Sequence[AttributeSpec], values: torch.Tensor) -> list[torch.Tensor | None]:
         """Soft targets for slices asked to show ``values`` (N, A): their classes' rows; None for continuous
         attributes (a squared error already has its minimum at the value)."""
-        out: list[torch.Tensor | None] = []
-        for j, spec in enumerate(specs):
-            if spec.kind == CONTINUOUS:
-                out.append(None)
-                continue
-            classes = values[:, j].round().long().clamp(0, spec.size - 1)
-            out.append(getattr(self, f"mean_{j}")[classes.to(getattr(self, f"mean_{j}").device)])
+        out: list[torch.Tensor | None] = [None] * len(specs)
+        for j in self.columns:
+            mean = getattr(self, f"mean_{j}")
+            out[j] = mean[class_indices(specs[j], values[:, j]).to(mean.device)]
         return out
 
 
