@@ -17,7 +17,9 @@ Where the contrast goes: pixel percentiles (:data:`PERCENTILES`) of generated ag
 clips, so a low contrast shows whether the bulk of the pixels or the darkest and brightest few
 are missing, and at which size (:func:`contrast_by_scale`: detail finer than 2 px, 2-4 px, 4-8
 px and coarser, each as a fraction of the real clips'), and how much of a frame is off the
-background (:func:`off_background`). Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
+background (:func:`off_background`), and whether a fixed grid of dots is printed on every frame
+(:func:`napari_biogan.metrics.artefacts.grid_peaks`: about 1 for real clips; a grid can lift every
+contrast figure above while the picture is wrong). Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
 ``--critics`` (training files only: they keep the critics) asks which way the critics pull the contrast:
 their scores of real and generated clips whose contrast is scaled about each clip's mean
 (:func:`critic_contrast_response`). ``--picture OUT.png`` draws 3 real clips and 3 clips of each
@@ -186,11 +188,12 @@ def main() -> None:
     import torch
 
     from napari_biogan.data.zoo_clips import zoo_reference_clips
+    from napari_biogan.metrics.artefacts import GRID_PERIODS, grid_peaks
     from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation
 
     torch.set_num_threads(1)
-    profiles, rows, real, parts, margins, tails, scales, covers, critics, strips = (
-        {}, [], None, {}, {}, {}, {}, {}, [], [])
+    profiles, rows, real, parts, margins, tails, scales, covers, grids, critics, strips = (
+        {}, [], None, {}, {}, {}, {}, {}, {}, [], [])
     labels = args.labels or [Path(spec).name.replace(".safetensors", "") for spec in args.models]
     if len(labels) != len(args.models):
         raise SystemExit(f"--labels names {len(labels)} rows for {len(args.models)} models.")
@@ -218,6 +221,7 @@ def main() -> None:
             tails.setdefault(spec, []).append(np.percentile(videos, PERCENTILES))
             scales.setdefault(spec, []).append(contrast_by_scale(videos))
             covers.setdefault(spec, []).append(off_background(videos))
+            grids.setdefault(spec, []).append(list(grid_peaks(videos, GRID_PERIODS).values()))
             if seed == args.seeds[0]:
                 strips.append((label, videos[:3]))
         if args.critics:
@@ -268,6 +272,12 @@ def main() -> None:
     print("|---|" + "---|" * len(OFF_BACKGROUND))
     for name, values in [("real clips", [off_background(real)])] + list(covers.items()):
         print_spread_row(name, values)
+    print("\nA grid printed on every frame: power at the grid's frequencies over its neighbours' in the mean "
+          "spectrum, per period (about 1: none; mean ± std over seeds)\n")
+    print("| model | " + " | ".join(f"{p} px" for p in GRID_PERIODS) + " |")
+    print("|---|" + "---|" * len(GRID_PERIODS))
+    for name, values in [("real clips", [list(grid_peaks(real, GRID_PERIODS).values())])] + list(grids.items()):
+        print_spread_row(name, values, digits=1)
     print("\nWhole profiles (each frame's contrast, mean over seeds):")
     for name, profile in profiles.items():
         print(f"- {name}: " + " ".join(f"{v:.3f}" for v in profile))

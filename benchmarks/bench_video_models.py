@@ -7,7 +7,9 @@
 ``mmnist-tganv2`` from ``--models`` (default: the shipped zoo; build them with
 scripts/build_zoo_video.py) on ``n`` generated clips against ``n`` held-out real
 clips built the same way from the MNIST *test* digits (16 frames, 64x64 resized
-to 32x32, as the models were trained), with the "digits" metrics. ``--dataset t98g``
+to 32x32, as the models were trained), with the "digits" metrics; ``--dataset mmnist64``
+the same for ``mmnist64-savgan`` and ``mmnist64-3dgan``, the paper's size (10 frames of 64x64,
+the ``mmnist`` preset). ``--dataset t98g``
 evaluates ``t98g-savgan`` and ``t98g-3dgan`` against the T98G training clips (the
 movie has no others) with the "cells" metrics. One code path for every model:
 :meth:`GanModel.evaluate`. Prints one markdown table with the training budget from
@@ -35,15 +37,20 @@ PAPER = {  # REFERENCE section 1: MMNIST FVD (I3D), AACD, flips/seq, cosTS
     "3dgan": (80.4, 1.040, 3.1, 0.69),
     "savgan": (81.29, 0.469, 1.76, 0.76),
 }
-#: the models each data set has in the zoo, and the comparison the paper reports on it
-VARIANTS = {"mmnist": ("savgan", "3dgan", "tganv2"), "t98g": ("savgan", "3dgan")}
-PAPER_ORDER = {"mmnist": "the paper: AACD, flips/seq, cosTS", "t98g": "the paper, on tumour-on-chip clips: AACD, FVD"}
+#: the models each model set has in the zoo (files <set>-<variant>), and the comparison the paper reports on it
+VARIANTS = {"mmnist": ("savgan", "3dgan", "tganv2"), "mmnist64": ("savgan", "3dgan"), "t98g": ("savgan", "3dgan")}
+#: the zoo data set each model set was trained on and is compared with ("mmnist64": the paper's 10 x 64 x 64)
+DATASET = {"mmnist": "mmnist", "mmnist64": "mmnist", "t98g": "t98g"}
+PAPER_ORDER = {"mmnist": "the paper: AACD, flips/seq, cosTS", "mmnist64": "the paper: AACD, flips/seq, cosTS",
+               "t98g": "the paper, on tumour-on-chip clips: AACD, FVD"}
 TITLES = {"savgan": "SAVGAN", "3dgan": "3DGAN", "tganv2": "TGANv2"}
 #: per data set: metric set, (column title, metric key, format), lower-is-better keys compared
+_DIGIT_COLUMNS = ("digits", [("AACD (-> real)", "aacd", ".3f"), ("flips/seq ↓", "flips_per_seq", ".2f"),
+                             ("cosTS ↑", "cos_ts", ".3f"), ("FVD digits ↓", "fvd_digits", ".1f"),
+                             ("frame pixel FD ↓", "fd_frames_pixels", ".2f")])
 COLUMNS = {
-    "mmnist": ("digits", [("AACD (-> real)", "aacd", ".3f"), ("flips/seq ↓", "flips_per_seq", ".2f"),
-                          ("cosTS ↑", "cos_ts", ".3f"), ("FVD digits ↓", "fvd_digits", ".1f"),
-                          ("frame pixel FD ↓", "fd_frames_pixels", ".2f")]),
+    "mmnist": _DIGIT_COLUMNS,
+    "mmnist64": _DIGIT_COLUMNS,
     "t98g": ("cells", [("AACD (-> real)", "aacd", ".3f"), ("FVD stats ↓", "fvd_stats", ".3f"),
                        ("frame pixel FD ↓", "fd_frames_pixels", ".3f")]),
 }
@@ -75,7 +82,7 @@ def main() -> None:
         model = GanModel.load(path, device="cpu")
         frames = model.config.frames
         if frames not in loaded:  # the models of one data set share their clips: load them once
-            loaded[frames] = zoo_reference_clips(args.dataset, frames)
+            loaded[frames] = zoo_reference_clips(DATASET[args.dataset], frames)
         clips, described = loaded[frames]
         real = model.family.prepare_data(clips, model.config)
         n = min(args.n, len(real))
@@ -90,7 +97,7 @@ def main() -> None:
             strips.append(("real", real01[:: max(1, n // 3)][:3]))
         strips.append((variant, model.sample(3, seed=args.seeds[0], precision="fp32")[:, 0]))
 
-    paper = args.dataset == "mmnist"
+    paper = DATASET[args.dataset] == "mmnist"
     print(f"{args.dataset}: up to {args.n} generated clips vs {described} (as in the model cards); "
           f"mean ± std over sample seeds {', '.join(map(str, args.seeds))}\n")
     print("| model | steps (CPU time) | " + " | ".join(title for title, _, _ in columns)

@@ -42,12 +42,15 @@ from napari_biogan.data.zoo_clips import MMNIST_TRAIN_CLIPS, zoo_reference_clips
 from napari_biogan.families.savgan import savgan_config
 from napari_biogan.families.tganv2 import tganv2_config
 
-MODELS = {  # name: (data set, variant)
-    "mmnist-savgan": ("mmnist", "nystrom"),
-    "mmnist-3dgan": ("mmnist", "none"),
-    "mmnist-tganv2": ("mmnist", "tganv2"),
-    "t98g-savgan": ("t98g", "nystrom"),
-    "t98g-3dgan": ("t98g", "none"),
+MODELS = {  # name: (data set, variant, preset)
+    "mmnist-savgan": ("mmnist", "nystrom", "cpu-small"),
+    "mmnist-3dgan": ("mmnist", "none", "cpu-small"),
+    "mmnist-tganv2": ("mmnist", "tganv2", "cpu-small"),
+    "t98g-savgan": ("t98g", "nystrom", "cpu-small"),
+    "t98g-3dgan": ("t98g", "none", "cpu-small"),
+    # the paper's Moving MNIST size: 10 frames of 64x64, the paper's networks (G_V 3.8 M parameters)
+    "mmnist64-savgan": ("mmnist", "nystrom", "mmnist"),
+    "mmnist64-3dgan": ("mmnist", "none", "mmnist"),
 }
 #: generator steps (default 3000): TGANv2 costs about 5x more per step on the CPU (3D ResNet critics at
 #: every level), so it gets about the same CPU time, not the same number of steps; the T98G models were
@@ -55,21 +58,27 @@ MODELS = {  # name: (data set, variant)
 STEPS = {"mmnist-tganv2": 700, "t98g-savgan": 6000, "t98g-3dgan": 6000}
 VARIANT_NOTES = {"nystrom": " (SAVGAN: Nyström self-attention)", "none": " (3DGAN: no attention)",
                  "tganv2": " (TGANv2 comparison)"}
-DESCRIPTIONS = {
-    "mmnist": "Moving MNIST videos, 16 frames of 32x32: one digit bouncing horizontally (demo model)",
-    "t98g": "Phase-contrast videos of migrating T98G glioblastoma cells, 16 frames of 32x32 (demo model)",
+DESCRIPTIONS = {  # by (data set, preset)
+    ("mmnist", "cpu-small"): "Moving MNIST videos, 16 frames of 32x32: one digit bouncing horizontally (demo model)",
+    ("mmnist", "mmnist"): "Moving MNIST videos at the paper's size, 10 frames of 64x64: one digit bouncing "
+                          "horizontally",
+    ("t98g", "cpu-small"): "Phase-contrast videos of migrating T98G glioblastoma cells, 16 frames of 32x32 "
+                           "(demo model)",
 }
-DATA_NOTES = {
-    "mmnist": "Moving MNIST built from the MNIST training digits: 2,225 clips, 16 frames, 64x64 resized to 32x32 "
-              "(MNIST: LeCun, Cortes, Burges; CC BY-SA 3.0)",
-    "t98g": "188 clips (16 frames, 4 apart where they overlap) around moving cells of the Usiigaci T98G "
-            "phase-contrast time-lapse, 4x down-scaled "
-            "(MIT, (c) 2018 OIST; Tsai et al., SoftwareX 9 (2019) 230-237)",
+_MNIST_LICENCE = "(MNIST: LeCun, Cortes, Burges; CC BY-SA 3.0)"
+DATA_NOTES = {  # by (data set, preset)
+    ("mmnist", "cpu-small"): "Moving MNIST built from the MNIST training digits: 2,225 clips, 16 frames, 64x64 "
+                             f"resized to 32x32 {_MNIST_LICENCE}",
+    ("mmnist", "mmnist"): f"Moving MNIST built from the MNIST training digits: 2,225 clips, 10 frames of 64x64 "
+                          f"{_MNIST_LICENCE}",
+    ("t98g", "cpu-small"): "188 clips (16 frames, 4 apart where they overlap) around moving cells of the Usiigaci "
+                           "T98G phase-contrast time-lapse, 4x down-scaled "
+                           "(MIT, (c) 2018 OIST; Tsai et al., SoftwareX 9 (2019) 230-237)",
 }
 
 
 def build(name: str, args) -> None:
-    dataset, variant = MODELS[name]
+    dataset, variant, preset = MODELS[name]
     if args.evaluate_only:
         path = Path(args.out_dir) / f"{name}.safetensors"
         evaluate(name, path, args.seed)
@@ -77,7 +86,7 @@ def build(name: str, args) -> None:
     if variant == "tganv2":
         family, config = "tganv2", tganv2_config("cpu-small", metric_set=METRIC_SETS[dataset], **args.set)
     else:
-        family, config = "savgan", savgan_config("cpu-small", attention=variant, metric_set=METRIC_SETS[dataset],
+        family, config = "savgan", savgan_config(preset, attention=variant, metric_set=METRIC_SETS[dataset],
                                                  **args.set)
     clips = zoo_training_clips(dataset, config.frames, args.seed, args.clips)
     model = GanModel.new(family, config=config, seed=args.seed)
@@ -89,7 +98,7 @@ def build(name: str, args) -> None:
                                            "ema_decay": args.ema_decay, **args.hparam})
     settings = TrainSettings(steps=args.steps or STEPS.get(name, 3000), seed=args.seed, output=str(work), overwrite=True,
                              checkpoint_every=args.checkpoint_every, preview_every=args.checkpoint_every,
-                             hparams=hparams, data_description=DATA_NOTES[dataset])
+                             hparams=hparams, data_description=DATA_NOTES[dataset, preset])
     trainer = (Trainer.resume(str(work), data, settings, device="cpu") if work.exists() and not args.fresh
                else Trainer(model, data, settings))
     model = trainer.model
@@ -102,8 +111,8 @@ def build(name: str, args) -> None:
     out = Path(args.out_dir) / f"{name}.safetensors"
     training = {**model.card.get("training", {}), "steps": trainer.step}
     model.save(out, overwrite=True, include=("generator",), card={
-        "name": name, "description": DESCRIPTIONS[dataset] + VARIANT_NOTES[variant],
-        "data": DATA_NOTES[dataset], "training": training, "training_state": None})
+        "name": name, "description": DESCRIPTIONS[dataset, preset] + VARIANT_NOTES[variant],
+        "data": DATA_NOTES[dataset, preset], "training": training, "training_state": None})
     evaluate(name, out, args.seed)
 
 

@@ -213,3 +213,25 @@ def test_frame_and_crossfade_correlation_tell_a_cross_fade_from_fresh_frames():
     assert frame_correlation(np.zeros((2, 3, 4, 4))) == 0.0  # flat frames: no correlation, no NaN
     with pytest.raises(DataError, match="lag"):
         frame_correlation(fresh, lag=9)
+
+
+def test_grid_peaks_find_a_fixed_grid_of_dots_that_contrast_figures_reward():
+    """The wider-last-level run met the contrast target through dots printed every few pixels at the same
+    place in every clip (README "Video"); the grid measure must single that out and leave smooth images
+    and moving objects at about 1."""
+    from napari_biogan.metrics.artefacts import grid_peaks
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    blobs = np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))  # cells anywhere, any size
+                      for cy, cx, s in zip(rng.uniform(0, 32, 96), rng.uniform(0, 32, 96), rng.uniform(1, 5, 96))])
+    clean = blobs + 0.05 * rng.standard_normal(blobs.shape)
+    assert all(0.6 < v < 1.6 for v in grid_peaks(clean).values()), grid_peaks(clean)
+    assert set(grid_peaks(clean)) == {2, 4, 8}
+    for period in (2, 4, 8):
+        dots = np.zeros((32, 32))
+        dots[::period, ::period] = 1.0
+        dotted = grid_peaks(clean + 0.3 * dots)  # a grid as faint as a third of a cell's peak
+        assert dotted[period] > 5 * max(grid_peaks(clean).values()), (period, dotted)
+    # shorter periods' frequencies are not counted again, and a period that does not divide is skipped
+    assert set(grid_peaks(np.zeros((2, 12, 12)) + rng.random((2, 12, 12)))) == {2, 4}
