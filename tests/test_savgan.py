@@ -131,6 +131,24 @@ def test_resize_time_upsampling_removes_the_even_odd_frame_checkerboard():
     assert np.abs(profile - 1).max() < 0.05
 
 
+def test_linear_space_upsampling_prints_no_grid_where_the_papers_transposed_convolution_does():
+    """Regression (video issue): the paper's k4 stride-2 transposed convolutions print a fixed grid on every
+    frame from the first step (training must unlearn it; a wider last level met the contrast target through
+    that grid's white dots). Bilinear x2 then a k3 convolution starts without it."""
+    from napari_biogan.metrics.artefacts import grid_peaks
+
+    for seed in (0, 1):
+        transposed = grid_peaks(GanModel.new("savgan", seed=seed, **TINY).sample(64, seed=0, precision="fp32"))
+        linear = grid_peaks(GanModel.new("savgan", seed=seed, space_upsampling="linear", **TINY)
+                            .sample(64, seed=0, precision="fp32"))
+        assert transposed[2] > 8, transposed  # the defect, measured: 14 and 40 at period 2
+        assert linear[2] < 0.5 * transposed[2] and linear[4] < 0.6 * transposed[4], (seed, transposed, linear)
+    model = GanModel.new("savgan", seed=0, space_upsampling="linear", **TINY)
+    assert model.sample(2, seed=1).shape == (2, 1, 8, 16, 16)
+    with pytest.raises(DataError, match="space_upsampling 'nearest'"):
+        savgan_config("cpu-small", space_upsampling="nearest")
+
+
 def test_linear_time_upsampling_turns_a_smooth_change_into_a_ramp_not_a_staircase(tmp_path):
     """Regression (video issue): with "resize" (frames repeated) the replicate-padded SAVGAN's mean
     intensity changed 3x more between frame pairs than within them (0.6-0.9 vs 2.0-3.9 per transition,
@@ -185,19 +203,21 @@ def test_frame_norm_gives_every_frame_the_same_feature_scale():
 
 
 def test_steady_generator_options_round_trip_through_a_model_file(tmp_path):
-    config = dict(TINY, time_padding="replicate", generator_norm="frame", time_upsampling="resize")
+    config = dict(TINY, time_padding="replicate", generator_norm="frame", time_upsampling="resize",
+                  space_upsampling="linear")
     model = GanModel.new("savgan", seed=0, **config)
     path = tmp_path / "steady.safetensors"
     model.save(path)
     again = GanModel.load(path)
-    assert (again.config.generator_norm, again.config.time_upsampling) == ("frame", "resize")
+    assert (again.config.generator_norm, again.config.time_upsampling, again.config.space_upsampling) == (
+        "frame", "resize", "linear")
     assert np.array_equal(np.asarray(model.sample(2, seed=3)), np.asarray(again.sample(2, seed=3)))
 
 
 def test_models_saved_before_time_padding_load_with_the_papers_zero_padding():
     family = get_family("savgan")
     config = family.config_from_dict({"frames": 16, "height": 32, "width": 32})
-    assert config.time_padding == "zeros"
+    assert config.time_padding == "zeros" and config.space_upsampling == "transposed"
     assert family.config_from_dict({"time_padding": "replicate"}).time_padding == "replicate"
     assert family.default_config().time_padding == "zeros"  # the paper's, until replicate is shown to train better
     assert (config.generator_norm, config.time_upsampling) == ("video", "transposed")
@@ -261,7 +281,8 @@ def test_same_seed_gives_a_bit_identical_video_and_other_seeds_differ():
 
 
 @pytest.mark.parametrize("switches", [{}, {"critic_motion": True, "time_upsampling": "linear",
-                                          "time_padding": "replicate", "start_frames": 2}])
+                                          "time_padding": "replicate", "start_frames": 2,
+                                          "space_upsampling": "linear"}])
 def test_one_training_step_through_the_trainer_changes_every_network(tmp_path, switches):
     model = GanModel.new("savgan", seed=0, **TINY, **switches)
     data = model.family.prepare_data(_videos(), model.config)

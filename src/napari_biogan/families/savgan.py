@@ -43,6 +43,8 @@ GENERATOR_NORMS = ("video", "frame")
 #: checkerboard), "resize" (repeat frames, then k3 s1: frames come in pairs) or "linear" (interpolate
 #: frames, then k3 s1)
 TIME_UPSAMPLINGS = ("transposed", "resize", "linear")
+#: how G_V doubles Y and X: the names of nn.blocks.SPACE_UPSAMPLINGS (no torch here)
+SPACE_UPSAMPLINGS = ("transposed", "linear")
 
 ATTENTION_MODES = ("nystrom", "full", "none")
 
@@ -86,6 +88,9 @@ class SavganConfig:
     #: neighbours'; only levels that keep the frame count can be (0: the paper's, every level k3 in time).
     #: Measured on T98G: no contrast gained (README "Frames drawn one by one")
     spatial_levels: int = 0
+    #: how G_V doubles Y and X (SPACE_UPSAMPLINGS): "transposed" (the paper's k4 s2) or "linear" (bilinear,
+    #: then a k3 convolution: no uneven overlap of taps, so no grid printed on every frame)
+    space_upsampling: str = "transposed"
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
@@ -105,6 +110,9 @@ class SavganConfig:
         if self.time_upsampling not in TIME_UPSAMPLINGS:
             raise DataError(f"Unknown time_upsampling '{self.time_upsampling}'; "
                             f"choose one of {', '.join(TIME_UPSAMPLINGS)}.")
+        if self.space_upsampling not in SPACE_UPSAMPLINGS:
+            raise DataError(f"Unknown space_upsampling '{self.space_upsampling}'; "
+                            f"choose one of {', '.join(SPACE_UPSAMPLINGS)}.")
         if self.attention not in ATTENTION_MODES:
             raise DataError(f"Unknown attention '{self.attention}'; choose one of {', '.join(ATTENTION_MODES)}.")
         self.widths, self.critic_widths = tuple(self.widths), tuple(self.critic_widths)

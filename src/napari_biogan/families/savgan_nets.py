@@ -15,7 +15,7 @@ from torch import nn
 from ..core.errors import DataError
 from ..nn.attention import SelfAttention
 from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, generator_norm, spectral, \
-    time_up_conv, transposed_in_time, up_in_time, with_frame_differences
+    time_up_conv, transposed_in_time, up_before_conv, with_frame_differences
 
 
 def generator_plan(frames: int, height: int, width: int, levels: int,
@@ -75,7 +75,7 @@ class VideoGenerator(nn.Module):
         self.blocks = nn.ModuleList(
             UpBlock3d(c_in, c_out, double_time=i < time_ups, spectral_norm=True, time_padding=cfg.time_padding,
                       norm_kind=cfg.generator_norm, time_upsampling=cfg.time_upsampling,
-                      spatial=i >= first_spatial)
+                      spatial=i >= first_spatial, space_upsampling=cfg.space_upsampling)
             for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])))
         first_attended = len(self.blocks) - cfg.attention_blocks
         self.attention = nn.ModuleList(
@@ -84,7 +84,7 @@ class VideoGenerator(nn.Module):
             for i, c_out in enumerate(widths[1:]))
         self.out, self.out_resize, self.out_crop = time_up_conv(
             widths[-1], cfg.channels, levels - 1 < time_ups, cfg.time_upsampling, cfg.time_padding,
-            spectral_norm=False, spatial=cfg.spatial_levels > 0)
+            spectral_norm=False, spatial=cfg.spatial_levels > 0, space_upsampling=cfg.space_upsampling)
         self.time_padding = cfg.time_padding
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
@@ -97,7 +97,7 @@ class VideoGenerator(nn.Module):
         x = self.features(z)
         for block, attention in zip(self.blocks, self.attention):
             x = attention(block(x))
-        x = torch.tanh(transposed_in_time(self.out, up_in_time(x, self.out_resize), self.out_crop, self.time_padding))
+        x = torch.tanh(transposed_in_time(self.out, up_before_conv(x, *self.out_resize), self.out_crop, self.time_padding))
         return x if keep_margins else x[:, :, self.margin:self.margin + self.frames]
 
 

@@ -97,6 +97,23 @@ def up_in_time(x: torch.Tensor, resize: str) -> torch.Tensor:
     return x
 
 
+#: how a generator level doubles Y and X: "transposed" (the paper's k4 stride-2 transposed convolution)
+#: or "linear" (bilinear x2, then a k3 stride-1 convolution: no uneven overlap of kernel taps, so no
+#: checkerboard; Odena et al., Distill 2016)
+SPACE_UPSAMPLINGS = ("transposed", "linear")
+
+
+def up_before_conv(x: torch.Tensor, time_mode: str, space_mode: str) -> torch.Tensor:
+    """The x2 resizing a level does before its stride-1 convolution: in time (:func:`up_in_time`) and, for
+    ``space_mode`` "linear", in Y and X (bilinear); "transposed" leaves Y and X to the convolution."""
+    x = up_in_time(x, time_mode)
+    if space_mode == "linear":
+        x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="trilinear", align_corners=False)
+    elif space_mode != "transposed":
+        raise ValueError(f"Unknown space up-sampling '{space_mode}'; one of {', '.join(SPACE_UPSAMPLINGS)}.")
+    return x
+
+
 def time_kernel(double_time: bool, time_upsampling: str, spatial: bool = False) -> tuple[int, int, str]:
     """(kernel, stride, resize) in time of one generator level.
 
@@ -118,35 +135,41 @@ def time_kernel(double_time: bool, time_upsampling: str, spatial: bool = False) 
 
 
 def time_up_conv(c_in: int, c_out: int, double_time: bool, time_upsampling: str, time_padding: str,
-                 spectral_norm: bool, spatial: bool = False) -> tuple[nn.Module, str, int]:
-    """One generator level's x2 transposed convolution in Y and X, and in time as :func:`time_kernel` says
-    (doubled, kept with k3, or kept with k1 when ``spatial``); returns it with its :func:`up_in_time` mode
+                 spectral_norm: bool, spatial: bool = False,
+                 space_upsampling: str = "transposed") -> tuple[nn.Module, tuple[str, str], int]:
+    """One generator level's x2 transposed convolution in Y and X (or, with ``space_upsampling`` "linear",
+    a k3 stride-1 one after a bilinear x2), and in time as :func:`time_kernel` says (doubled, kept with k3,
+    or kept with k1 when ``spatial``); returns it with the (time, space) modes of :func:`up_before_conv`
     and the frames :func:`transposed_in_time` crops (see :func:`time_crop`).
 
     ``spatial`` levels never mix frames: nothing to pad or crop in time, and no linear filter across
     frames averages a changing frame's detail with its neighbours' (a cross-fade)."""
+    if space_upsampling not in SPACE_UPSAMPLINGS:
+        raise ValueError(f"Unknown space up-sampling '{space_upsampling}'; one of {', '.join(SPACE_UPSAMPLINGS)}.")
     kernel_t, stride_t, resize = time_kernel(double_time, time_upsampling, spatial)
-    conv = spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, 4, 4), (stride_t, 2, 2),
+    kernel_s, stride_s = (4, 2) if space_upsampling == "transposed" else (3, 1)
+    conv = spectral(nn.ConvTranspose3d(c_in, c_out, (kernel_t, kernel_s, kernel_s), (stride_t, stride_s, stride_s),
                                        (0 if kernel_t == 1 else 1, 1, 1)), spectral_norm)
-    return conv, resize, 0 if kernel_t == 1 else time_crop(stride_t == 2, time_padding)
+    return conv, (resize, space_upsampling), 0 if kernel_t == 1 else time_crop(stride_t == 2, time_padding)
 
 
 class UpBlock3d(nn.Module):
     """ConvTranspose3d k4 s2 p1 (x2 in Y and X; in T too, or k3 s1 p1 when ``double_time`` is False, k1 when
     ``spatial``), then InstanceNorm and ReLU: one SAVGAN generator level. ``time_padding``: see
-    :func:`time_crop`; ``norm_kind``: see :func:`generator_norm`; ``time_upsampling``: see :func:`time_kernel`."""
+    :func:`time_crop`; ``norm_kind``: see :func:`generator_norm`; ``time_upsampling``: see :func:`time_kernel`;
+    ``space_upsampling``: see :data:`SPACE_UPSAMPLINGS`."""
 
     def __init__(self, c_in: int, c_out: int, double_time: bool = True, spectral_norm: bool = True,
                  norm: bool = True, time_padding: str = "zeros", norm_kind: str = "video",
-                 time_upsampling: str = "transposed", spatial: bool = False):
+                 time_upsampling: str = "transposed", spatial: bool = False, space_upsampling: str = "transposed"):
         super().__init__()
         self.conv, self.resize, self.crop = time_up_conv(c_in, c_out, double_time, time_upsampling, time_padding,
-                                                         spectral_norm, spatial)
+                                                         spectral_norm, spatial, space_upsampling)
         self.norm = generator_norm(c_out, norm_kind) if norm else nn.Identity()
         self.pad_mode = time_padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(transposed_in_time(self.conv, up_in_time(x, self.resize), self.crop,
+        return F.relu(self.norm(transposed_in_time(self.conv, up_before_conv(x, *self.resize), self.crop,
                                                    self.pad_mode)))
 
 
