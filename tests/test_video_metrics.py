@@ -233,5 +233,16 @@ def test_grid_peaks_find_a_fixed_grid_of_dots_that_contrast_figures_reward():
         dots[::period, ::period] = 1.0
         dotted = grid_peaks(clean + 0.3 * dots)  # a grid as faint as a third of a cell's peak
         assert dotted[period] > 5 * max(grid_peaks(clean).values()), (period, dotted)
+    # taking the grid out gives back the contrast of the clean images, and leaves clean images almost as they were
+    from napari_biogan.metrics.artefacts import without_grid
+
+    dots = np.zeros((32, 32))
+    dots[::4, ::4] = 1.0
+    dotted = clean + 0.6 * dots
+    assert dotted.std(axis=(1, 2)).mean() > 1.15 * clean.std(axis=(1, 2)).mean()
+    cleaned = without_grid(dotted)
+    assert abs(cleaned.std(axis=(1, 2)).mean() / clean.std(axis=(1, 2)).mean() - 1) < 0.05
+    assert max(grid_peaks(cleaned).values()) < 1.6
+    assert abs(without_grid(clean).std(axis=(1, 2)).mean() / clean.std(axis=(1, 2)).mean() - 1) < 0.02
     # shorter periods' frequencies are not counted again, and a period that does not divide is skipped
     assert set(grid_peaks(np.zeros((2, 12, 12)) + rng.random((2, 12, 12)))) == {2, 4}

@@ -33,21 +33,44 @@ def grid_peaks(images, periods: tuple[int, ...] = GRID_PERIODS) -> dict[int, flo
     frequencies. Images with a smooth spectrum (real micrographs, noise) score about 1; a grid
     printed on every image scores far above (a faint one at 2-5, saturated dots at tens or more).
     """
-    spectrum = mean_power_spectrum(images)
-    ny, nx = spectrum.shape
+    ratio = _peak_ratio(mean_power_spectrum(images))
+    return {period: float(np.mean([ratio[y, x] for y, x in bins]))
+            for period, bins in _grid_bins(ratio.shape, periods).items()}
+
+
+def without_grid(images, periods: tuple[int, ...] = GRID_PERIODS) -> np.ndarray:
+    """``images`` (..., Y, X) with the grid :func:`grid_peaks` measures taken out: at every grid frequency
+    whose mean power stands above its neighbours', each image's Fourier coefficient is scaled down to
+    the neighbours' power (phase kept). Frequencies at or below their neighbours are left alone, so
+    images without a grid come back almost unchanged; what a contrast figure loses is the grid's share."""
+    images = np.asarray(images, dtype=np.float64)
+    ratio = _peak_ratio(mean_power_spectrum(images))
+    gain = np.ones_like(ratio)
+    for bins in _grid_bins(ratio.shape, periods).values():
+        for y, x in bins:
+            gain[y, x] = 1.0 / np.sqrt(max(ratio[y, x], 1.0))
+    return np.real(np.fft.ifft2(np.fft.fft2(images) * gain))
+
+
+def _peak_ratio(spectrum: np.ndarray) -> np.ndarray:
+    """Each frequency's power over the median of its 8 neighbours' (wrapping round), 1 where they are 0."""
     neighbours = [np.roll(spectrum, (dy, dx), axis=(0, 1))
                   for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
     local = np.median(np.stack(neighbours), axis=0)
-    ratio = np.divide(spectrum, local, out=np.ones_like(spectrum), where=local > 0)
+    return np.divide(spectrum, local, out=np.ones_like(spectrum), where=local > 0)
+
+
+def _grid_bins(shape: tuple[int, int], periods: tuple[int, ...]) -> dict[int, set[tuple[int, int]]]:
+    """Per period dividing both sides: the frequencies a grid of that period adds to those of shorter ones."""
+    ny, nx = shape
     seen: set[tuple[int, int]] = {(0, 0)}
-    peaks = {}
+    found = {}
     for period in sorted(periods):
         if ny % period or nx % period or period < 2:
             continue
-        bins = {(a * ny // period, b * nx // period) for a in range(period) for b in range(period)} - seen
-        seen |= bins
-        peaks[period] = float(np.mean([ratio[y, x] for y, x in bins]))
-    return peaks
+        found[period] = {(a * ny // period, b * nx // period) for a in range(period) for b in range(period)} - seen
+        seen |= found[period]
+    return found
 
 
-__all__ = ["GRID_PERIODS", "grid_peaks", "mean_power_spectrum"]
+__all__ = ["GRID_PERIODS", "grid_peaks", "mean_power_spectrum", "without_grid"]
