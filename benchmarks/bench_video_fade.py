@@ -20,7 +20,8 @@ px and coarser, each as a fraction of the real clips'), and how much of a frame 
 background (:func:`off_background`), and whether a fixed grid of dots is printed on every frame
 (:func:`napari_biogan.metrics.artefacts.grid_peaks`: about 1 for real clips; a grid can lift every
 contrast figure above while the picture is wrong) and the worst frame once it is taken out
-(:func:`~napari_biogan.metrics.artefacts.without_grid`). Prints mean ± std over the seeds; ``--plot`` draws the profiles (PIL, no matplotlib).
+(:func:`~napari_biogan.metrics.artefacts.without_grid`). Prints mean ± std over the seeds; ``--plot``
+draws the profiles (PIL, no matplotlib).
 ``--critics`` (training files only: they keep the critics) asks which way the critics pull the contrast:
 their scores of real and generated clips whose contrast is scaled about each clip's mean
 (:func:`critic_contrast_response`). ``--picture OUT.png`` draws 3 real clips and 3 clips of each

@@ -97,7 +97,8 @@ class VideoGenerator(nn.Module):
         x = self.features(z)
         for block, attention in zip(self.blocks, self.attention):
             x = attention(block(x))
-        x = torch.tanh(transposed_in_time(self.out, up_before_conv(x, *self.out_resize), self.out_crop, self.time_padding))
+        x = torch.tanh(transposed_in_time(self.out, up_before_conv(x, *self.out_resize), self.out_crop,
+                                          self.time_padding))
         return x if keep_margins else x[:, :, self.margin:self.margin + self.frames]
 
 
