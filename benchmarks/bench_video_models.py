@@ -37,20 +37,18 @@ PAPER = {  # REFERENCE section 1: MMNIST FVD (I3D), AACD, flips/seq, cosTS
     "3dgan": (80.4, 1.040, 3.1, 0.69),
     "savgan": (81.29, 0.469, 1.76, 0.76),
 }
-#: the models each model set has in the zoo (files <set>-<variant>), and the comparison the paper reports on it
+#: the models of each model set (files <set>-<variant>)
 VARIANTS = {"mmnist": ("savgan", "3dgan", "tganv2"), "mmnist64": ("savgan", "3dgan"), "t98g": ("savgan", "3dgan")}
 #: the zoo data set each model set was trained on and is compared with ("mmnist64": the paper's 10 x 64 x 64)
 DATASET = {"mmnist": "mmnist", "mmnist64": "mmnist", "t98g": "t98g"}
-PAPER_ORDER = {"mmnist": "the paper: AACD, flips/seq, cosTS", "mmnist64": "the paper: AACD, flips/seq, cosTS",
-               "t98g": "the paper, on tumour-on-chip clips: AACD, FVD"}
+#: per data set, the comparison the paper reports on it
+PAPER_ORDER = {"mmnist": "the paper: AACD, flips/seq, cosTS", "t98g": "the paper, on tumour-on-chip clips: AACD, FVD"}
 TITLES = {"savgan": "SAVGAN", "3dgan": "3DGAN", "tganv2": "TGANv2"}
 #: per data set: metric set, (column title, metric key, format), lower-is-better keys compared
-_DIGIT_COLUMNS = ("digits", [("AACD (-> real)", "aacd", ".3f"), ("flips/seq ↓", "flips_per_seq", ".2f"),
-                             ("cosTS ↑", "cos_ts", ".3f"), ("FVD digits ↓", "fvd_digits", ".1f"),
-                             ("frame pixel FD ↓", "fd_frames_pixels", ".2f")])
 COLUMNS = {
-    "mmnist": _DIGIT_COLUMNS,
-    "mmnist64": _DIGIT_COLUMNS,
+    "mmnist": ("digits", [("AACD (-> real)", "aacd", ".3f"), ("flips/seq ↓", "flips_per_seq", ".2f"),
+                          ("cosTS ↑", "cos_ts", ".3f"), ("FVD digits ↓", "fvd_digits", ".1f"),
+                          ("frame pixel FD ↓", "fd_frames_pixels", ".2f")]),
     "t98g": ("cells", [("AACD (-> real)", "aacd", ".3f"), ("FVD stats ↓", "fvd_stats", ".3f"),
                        ("frame pixel FD ↓", "fd_frames_pixels", ".3f")]),
 }
@@ -58,7 +56,7 @@ COLUMNS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=sorted(COLUMNS), default="mmnist")
+    parser.add_argument("--dataset", choices=sorted(VARIANTS), default="mmnist")
     parser.add_argument("--models", default=None, help="folder with <dataset>-*.safetensors (default: the zoo)")
     parser.add_argument("-n", type=int, default=256)
     parser.add_argument("--seeds", type=int, nargs="+", default=[123, 124, 125],
@@ -71,7 +69,7 @@ def main() -> None:
     from napari_biogan.data.zoo_clips import zoo_reference_clips
     from napari_biogan.metrics.video import video_report
 
-    metric_set, columns = COLUMNS[args.dataset]
+    metric_set, columns = COLUMNS[DATASET[args.dataset]]
     folder = Path(args.models) if args.models else ZOO_DIR
     rows, real_row, strips, loaded = [], None, [], {}
     for variant in VARIANTS[args.dataset]:
@@ -126,7 +124,7 @@ def main() -> None:
         better = [title for title, key, _ in columns if beyond_spread(key, -1 if key == "cos_ts" else 1)]
         worse = [title for title, key, _ in columns if beyond_spread(key, 1 if key == "cos_ts" else -1)]
         print(f"\nBeyond the spread, SAVGAN better than 3DGAN on: {', '.join(better) or 'none'}; worse on: "
-              f"{', '.join(worse) or 'none'} ({PAPER_ORDER[args.dataset]})")
+              f"{', '.join(worse) or 'none'} ({PAPER_ORDER[DATASET[args.dataset]]})")
     if args.picture and strips:
         write_picture(args.picture, strips)
 

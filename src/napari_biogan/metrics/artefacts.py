@@ -19,10 +19,15 @@ GRID_PERIODS = (2, 4, 8)
 
 def mean_power_spectrum(images) -> np.ndarray:
     """(..., Y, X) images -> (Y, X) power spectrum averaged over every image, each minus its own mean."""
-    images = np.asarray(images, dtype=np.float64)
-    flat = images.reshape(-1, *images.shape[-2:])
-    flat = flat - flat.mean(axis=(1, 2), keepdims=True)
-    return (np.abs(np.fft.fft2(flat)) ** 2).mean(0)
+    return _mean_power(np.fft.fft2(np.asarray(images, dtype=np.float64)))
+
+
+def _mean_power(transforms: np.ndarray) -> np.ndarray:
+    """Mean power over (..., Y, X) Fourier transforms, DC left out: subtracting each image's mean zeroes
+    only that coefficient, so one transform serves both the spectrum and any filtering."""
+    power = (np.abs(transforms.reshape(-1, *transforms.shape[-2:])) ** 2).mean(0)
+    power[0, 0] = 0.0
+    return power
 
 
 def grid_peaks(images, periods: tuple[int, ...] = GRID_PERIODS) -> dict[int, float]:
@@ -44,13 +49,13 @@ def without_grid(images, periods: tuple[int, ...] = GRID_PERIODS) -> np.ndarray:
     whose mean power stands above its neighbours', each image's Fourier coefficient is scaled down to
     the neighbours' power (phase kept). Frequencies at or below their neighbours are left alone, so
     images without a grid come back almost unchanged; what a contrast figure loses is the grid's share."""
-    images = np.asarray(images, dtype=np.float64)
-    ratio = _peak_ratio(mean_power_spectrum(images))
+    transforms = np.fft.fft2(np.asarray(images, dtype=np.float64))
+    ratio = _peak_ratio(_mean_power(transforms))
     gain = np.ones_like(ratio)
     for bins in _grid_bins(ratio.shape, periods).values():
         for y, x in bins:
             gain[y, x] = 1.0 / np.sqrt(max(ratio[y, x], 1.0))
-    return np.real(np.fft.ifft2(np.fft.fft2(images) * gain))
+    return np.real(np.fft.ifft2(transforms * gain))
 
 
 def _peak_ratio(spectrum: np.ndarray) -> np.ndarray:

@@ -106,11 +106,9 @@ SPACE_UPSAMPLINGS = ("transposed", "linear")
 def up_before_conv(x: torch.Tensor, time_mode: str, space_mode: str) -> torch.Tensor:
     """The x2 resizing a level does before its stride-1 convolution: in time (:func:`up_in_time`) and, for
     ``space_mode`` "linear", in Y and X (bilinear); "transposed" leaves Y and X to the convolution."""
-    x = up_in_time(x, time_mode)
+    x = up_in_time(x, time_mode)  # the modes were checked when the level was built (time_up_conv)
     if space_mode == "linear":
         x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="trilinear", align_corners=False)
-    elif space_mode != "transposed":
-        raise ValueError(f"Unknown space up-sampling '{space_mode}'; one of {', '.join(SPACE_UPSAMPLINGS)}.")
     return x
 
 
