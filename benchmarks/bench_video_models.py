@@ -1,7 +1,7 @@
 """SAVGAN vs 3DGAN vs TGANv2: the paper's metrics of the shipped (or given) video models.
 
     python benchmarks/bench_video_models.py [--dataset mmnist|t98g] [--models DIR] [-n 256]
-                                            [--seeds 123 124 125] [--picture OUT.png]
+                                            [--seeds 123 124 125] [--picture OUT.png] [--fvd-parts]
 
 ``--dataset mmnist`` (default) evaluates ``mmnist-savgan``, ``mmnist-3dgan`` and
 ``mmnist-tganv2`` from ``--models`` (default: the shipped zoo; build them with
@@ -15,7 +15,9 @@ movie has no others) with the "cells" metrics. One code path for every model:
 :meth:`GanModel.evaluate`. Prints one markdown table with the training budget from
 each model card and the real clips' own values; for Moving MNIST also the paper's
 numbers (10 frames of 64x64, 300k steps on a GPU; the I3D FVD there, a
-digit-feature FVD here, so FVDs are not comparable across).
+digit-feature FVD here, so FVDs are not comparable across). ``--fvd-parts`` (cells) adds the
+statistical FVD of each part of its features alone (intensity histogram, edges, motion...), to
+see which part sets a model apart.
 
 Every figure is the mean ± std over the sample ``--seeds`` (which clips are generated, and for
 Moving MNIST which real clips are drawn); SAVGAN is called better than 3DGAN on a metric only
@@ -62,16 +64,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[123, 124, 125],
                         help="sample seeds: every figure is the mean ± std over them")
     parser.add_argument("--picture", default=None, help="also write a PNG: rows of real and generated clips")
+    parser.add_argument("--fvd-parts", action="store_true",
+                        help="cells: also the statistical FVD of each part of its features (which part differs)")
     args = parser.parse_args()
 
     from napari_biogan.core.model import GanModel
     from napari_biogan.core.zoo import ZOO_DIR
     from napari_biogan.data.zoo_clips import zoo_reference_clips
-    from napari_biogan.metrics.video import video_report
+    from napari_biogan.metrics.video import statistical_fvd_parts, video_report
 
     metric_set, columns = COLUMNS[DATASET[args.dataset]]
     folder = Path(args.models) if args.models else ZOO_DIR
-    rows, real_row, strips, loaded = [], None, [], {}
+    rows, real_row, strips, loaded, part_rows = [], None, [], {}, []
     for variant in VARIANTS[args.dataset]:
         path = folder / f"{args.dataset}-{variant}.safetensors"
         if not path.is_file():
@@ -94,6 +98,12 @@ def main() -> None:
             real_row = video_report(real01, None, metric_set)
             strips.append(("real", real01[:: max(1, n // 3)][:3]))
         strips.append((variant, model.sample(3, seed=args.seeds[0], precision="fp32")[:, 0]))
+        if args.fvd_parts and metric_set == "cells":
+            real01 = (real.head(n)["image"].numpy()[:, 0] + 1) / 2
+            parts = [statistical_fvd_parts(real01, model.sample(n, seed=seed, precision="fp32")[:, 0])
+                     for seed in args.seeds]
+            part_rows.append((variant, {k: (np.mean([p[k] for p in parts]), np.std([p[k] for p in parts]))
+                                        for k in parts[0]}))
 
     paper = DATASET[args.dataset] == "mmnist"
     print(f"{args.dataset}: up to {args.n} generated clips vs {described} (as in the model cards); "
@@ -125,6 +135,13 @@ def main() -> None:
         worse = [title for title, key, _ in columns if beyond_spread(key, 1 if key == "cos_ts" else -1)]
         print(f"\nBeyond the spread, SAVGAN better than 3DGAN on: {', '.join(better) or 'none'}; worse on: "
               f"{', '.join(worse) or 'none'} ({PAPER_ORDER[DATASET[args.dataset]]})")
+    if part_rows:
+        print("\nThe statistical FVD of each part of its features alone (mean ± std over the seeds; the parts do "
+              "not add up to the whole)\n")
+        names = list(part_rows[0][1])
+        print("| model | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
+        for variant, parts in part_rows:
+            print(f"| {TITLES[variant]} | " + " | ".join(f"{parts[k][0]:.3g} ± {parts[k][1]:.2g}" for k in names) + " |")
     if args.picture and strips:
         write_picture(args.picture, strips)
 

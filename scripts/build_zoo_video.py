@@ -16,6 +16,10 @@ Every shipped model is the "cpu-small" SAVGAN config (16 frames of 32x32, 1.19 M
 parameters; the 3DGAN is the same network without its attention layers), trained
 on the CPU through the plugin's own training loop with the paper's settings
 (WGAN-GP, 5 critic steps, Adam 1e-4 / 4e-4, betas (0, 0.9), frame-critic weight 50).
+The T98G models follow :data:`T98G_RECIPE` on top of that (a wider last level, frames generated
+beyond the clip and cropped, interpolation in time; 2,000 steps, then 500 at a quarter of the
+learning rates, shipping a weight average); ``--steps K`` cuts or extends a recipe to K steps,
+``--recipe paper`` leaves it out (the paper's networks and settings, what every run before had).
 
 Data, built from ../shared/data (nothing is downloaded):
 - Moving MNIST: 2,225 clips (the paper's count) of 16 frames, one MNIST training
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -59,9 +64,31 @@ MODELS = {  # name: (data set, variant, preset)
 #: the models in the zoo (the paper-size Moving MNIST ones are built on request only)
 SHIPPED = [name for name, (_, _, preset) in MODELS.items() if preset == "cpu-small"]
 #: generator steps (default 3000): TGANv2 costs about 5x more per step on the CPU (3D ResNet critics at
-#: every level), so it gets about the same CPU time, not the same number of steps; the T98G models were
-#: still improving at 3000 (AACD 4.11 / 3.69) and ship at 6000 (3.55 / 2.64)
-STEPS = {"mmnist-tganv2": 700, "t98g-savgan": 6000, "t98g-3dgan": 6000}
+#: every level), so it gets about the same CPU time, not the same number of steps
+STEPS = {"mmnist-tganv2": 700}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained beyond the paper's settings: config changes for a fresh run, then phases,
+    each ``(last step, hyper-parameters)``, run one after the other through the loop's own resume."""
+
+    config: dict = field(default_factory=dict)
+    phases: tuple = ()
+
+
+#: T98G (README "A recipe that settles", 2026-11-24): a wider last level (G_V widths 128/64/64; the
+#: paper's 64/32/16 loses fine detail), 8 extra frames generated at each end and cropped (the edge
+#: frames' missing kernel taps), interpolation then a k3 convolution in time with replicate
+#: padding (no pairs of frames, no zero frames at the ends), a spatial output layer, 8 start frames;
+#: 2,000 steps at the paper's learning rates, then 500 at a quarter of them with a 100-step weight
+#: average, so the shipped average holds the last weights' contrast (at the paper's rates the
+#: generator swings and a weight average blends the swings into lower contrast)
+T98G_RECIPE = Recipe(
+    config={"time_padding": "replicate", "time_upsampling": "linear", "margin_frames": 8, "spatial_levels": 1,
+            "start_frames": 8, "widths": (128, 64, 64)},
+    phases=((2000, {"ema_decay": 0.999}), (2500, {"ema_decay": 0.99, "lr_g": 2.5e-5, "lr_d": 1e-4})))
+RECIPES = {"t98g-savgan": T98G_RECIPE, "t98g-3dgan": T98G_RECIPE}
 VARIANT_NOTES = {"nystrom": " (SAVGAN: Nyström self-attention)", "none": " (3DGAN: no attention)",
                  "tganv2": " (TGANv2 comparison)"}
 DESCRIPTIONS = {  # by (data set, preset)
@@ -89,37 +116,64 @@ def build(name: str, args) -> None:
         path = Path(args.out_dir) / f"{name}.safetensors"
         evaluate(name, path, args.seed)
         return
+    recipe = RECIPES.get(name, Recipe()) if args.recipe == "shipped" else Recipe()
+    config_changes = {**recipe.config, **args.set}
     if variant == "tganv2":
-        family, config = "tganv2", tganv2_config("cpu-small", metric_set=METRIC_SETS[dataset], **args.set)
+        family, config = "tganv2", tganv2_config("cpu-small", metric_set=METRIC_SETS[dataset], **config_changes)
     else:
         family, config = "savgan", savgan_config(preset, attention=variant, metric_set=METRIC_SETS[dataset],
-                                                 **args.set)
+                                                 **config_changes)
     clips = zoo_training_clips(dataset, config.frames, args.seed, args.clips)
     model = GanModel.new(family, config=config, seed=args.seed)
     data = model.family.prepare_data(clips, config)
     print(f"{name}: {len(data)} training clips {tuple(data.head(1)['image'].shape[1:])}", flush=True)
     work = Path(args.work) / f"{name}-train.safetensors"
-    # checked like the CLI's (a misspelt name or an unknown augmentation stops here, before training)
-    hparams = check_hparams(model.family, {"batch_size": args.batch, "flip_axes": (3, 4) if dataset == "t98g" else (),
-                                           "ema_decay": args.ema_decay, **args.hparam})
-    settings = TrainSettings(steps=args.steps or STEPS.get(name, 3000), seed=args.seed, output=str(work), overwrite=True,
-                             checkpoint_every=args.checkpoint_every, preview_every=args.checkpoint_every,
-                             hparams=hparams, data_description=DATA_NOTES[dataset, preset])
-    trainer = (Trainer.resume(str(work), data, settings, device="cpu") if work.exists() and not args.fresh
-               else Trainer(model, data, settings))
+    phases = recipe.phases or ((STEPS.get(name, 3000), {}),)
+    if args.steps:
+        phases = phases_to(phases, args.steps)
+    explicit = {**({} if args.ema_decay is None else {"ema_decay": args.ema_decay}), **args.hparam}
+    trainer = None
+    for until, phase_hparams in phases:
+        # checked like the CLI's (a misspelt name or an unknown augmentation stops here, before training)
+        hparams = check_hparams(model.family, {"batch_size": args.batch,
+                                               "flip_axes": (3, 4) if dataset == "t98g" else (),
+                                               **phase_hparams, **explicit})
+        settings = TrainSettings(steps=until, seed=args.seed, output=str(work), overwrite=True,
+                                 checkpoint_every=args.checkpoint_every, preview_every=args.checkpoint_every,
+                                 hparams=hparams, data_description=DATA_NOTES[dataset, preset])
+        fresh = args.fresh and trainer is None
+        trainer = (Trainer.resume(str(work), data, settings, device="cpu") if work.exists() and not fresh
+                   else Trainer(model, data, settings))
+        if trainer.step >= until:
+            continue  # this phase was run before
+        run_phase(name, trainer)
+    trainer.use_averaged_weights()  # what the work file's nets hold (also when every phase ran before)
     model = trainer.model
+    out = Path(args.out_dir) / f"{name}.safetensors"
+    training = {**model.card.get("training", {}), "steps": trainer.step}
+    if len(phases) > 1:
+        training["phases"] = [{"until_step": until, "hparams": hp} for until, hp in phases]
+    model.save(out, overwrite=True, include=("generator",), card={
+        "name": name, "description": DESCRIPTIONS[dataset, preset] + VARIANT_NOTES[variant],
+        "data": DATA_NOTES[dataset, preset], "training": training, "training_state": None})
+    evaluate(name, out, args.seed)
+
+
+def phases_to(phases: tuple, steps: int) -> tuple:
+    """The phases cut or extended to end at ``steps``, with the settings the recipe has there."""
+    kept = tuple((until, hparams) for until, hparams in phases if until < steps)
+    there = next((hparams for until, hparams in phases if until >= steps), phases[-1][1])
+    return kept + ((steps, there),)
+
+
+def run_phase(name: str, trainer: Trainer) -> None:
+    """Run the loop to the trainer's step count, printing progress."""
     start = time.time()
     for event in trainer.run():
         if event.kind in ("preview", "finished", "checkpoint") or event.step in (1, 10):
             losses = " ".join(f"{k}={v:.3f}" for k, v in event.losses.items())
             print(f"{name} {event.kind} {event.step}/{event.total} {losses} "
                   f"{time.time() - start:.0f}s ({event.elapsed_s / max(event.step, 1):.2f} s/step)", flush=True)
-    out = Path(args.out_dir) / f"{name}.safetensors"
-    training = {**model.card.get("training", {}), "steps": trainer.step}
-    model.save(out, overwrite=True, include=("generator",), card={
-        "name": name, "description": DESCRIPTIONS[dataset, preset] + VARIANT_NOTES[variant],
-        "data": DATA_NOTES[dataset, preset], "training": training, "training_state": None})
-    evaluate(name, out, args.seed)
 
 
 #: the metrics each data set's models are measured with (recorded in the config, read by the family)
@@ -143,7 +197,8 @@ def evaluate(name: str, path: Path, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=None,
-                        help="generator steps (default: 3000; TGANv2 700, about the same CPU time; T98G 6000)")
+                        help="generator steps, in one phase with the last phase's settings (default: 3000; "
+                             "TGANv2 700, about the same CPU time; T98G the recipe's 2,000 + 500)")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="recompute the metrics in the cards of already built models")
     parser.add_argument("--only", nargs="+", choices=sorted(MODELS), default=SHIPPED,
@@ -151,13 +206,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--clips", type=int, default=MMNIST_TRAIN_CLIPS,
                         help="Moving MNIST training clips (the paper's 2,225)")
-    parser.add_argument("--ema-decay", type=float, default=0.0,
-                        help="ship an exponential moving average of the generator (e.g. 0.999; 0: the last weights)")
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="ship an exponential moving average of the generator (e.g. 0.999; 0: the last weights; "
+                             "default: the model's recipe, the last weights for all but T98G)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config changes for a fresh run, e.g. time_padding=replicate generator_norm=frame "
                              "time_upsampling=resize (a resumed run keeps its file's config)")
     parser.add_argument("--hparam", nargs="+", default=[], metavar="KEY=VALUE",
                         help="training hyper-parameters beside the paper's, e.g. diff_augment=shift,cutout")
+    parser.add_argument("--recipe", choices=("shipped", "paper"), default="shipped",
+                        help="shipped: each model's recipe (RECIPES); paper: the paper's networks and settings "
+                             "only, as the T98G runs before 2026-11-24's sixth session used")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--work", default="/tmp/napari-biogan-video-zoo", help="resumable training files")

@@ -9,9 +9,10 @@ from real_data import shared_data
 from napari_biogan.core.errors import DataError, ModelFileError
 from napari_biogan.metrics.digit_classifier import DIGIT_CLASSIFIER_FILE
 from napari_biogan.metrics.video import (aacd, cell_video_metrics, cos_ts, crossfade_correlation,
-                                         flips_per_sequence, frame_correlation, frechet_video_distance, moving_mnist_metrics, video_report)
-from napari_biogan.metrics.video_features import (digit_video_features, load_i3d_torchscript,
-                                                  statistical_video_features)
+                                         flips_per_sequence, frame_correlation, frechet_video_distance, moving_mnist_metrics,
+                                         statistical_fvd_parts, video_report)
+from napari_biogan.metrics.video_features import (STATISTICAL_PARTS, digit_video_features, load_i3d_torchscript,
+                                                  statistical_part_slices, statistical_video_features)
 
 
 class PixelClassifier:
@@ -95,6 +96,27 @@ def test_statistical_features_separate_motion_from_stillness():
     assert different > 5 * same
     table = cell_video_metrics(still, moving_a)
     assert table["aacd"] >= 0 and table["fvd_stats"] == pytest.approx(different)
+
+
+def test_statistical_fvd_parts_put_shuffled_frames_down_to_motion_not_appearance():
+    rng = np.random.default_rng(2)
+    clips = np.zeros((64, 8, 32, 32), np.float32)
+    for clip in clips:  # a square drifting right, on faint noise
+        y, x = rng.integers(4, 20, 2)
+        for t, frame in enumerate(clip):
+            frame[y:y + 6, (x + 2 * t) % 26:(x + 2 * t) % 26 + 6] = 0.8
+    clips += rng.random(clips.shape).astype(np.float32) * 0.05
+    shuffled = np.stack([clip[rng.permutation(len(clip))] for clip in clips])  # the same frames, out of order
+    widths = [s.stop - s.start for s in statistical_part_slices().values()]
+    assert widths == [size for _, size in STATISTICAL_PARTS] and sum(widths) == statistical_video_features(clips[:2]).shape[1]
+    parts = statistical_fvd_parts(clips, shuffled)
+    assert list(parts) == [name for name, _ in STATISTICAL_PARTS]
+    for appearance in ("intensity histogram", "mean and spread", "edges", "where it is bright"):
+        assert parts[appearance] < 1e-9, appearance  # every clip keeps its frames: nothing to see here
+    for motion in ("motion by lag", "motion histogram", "where it moves", "smoothness"):
+        assert parts[motion] > 1e-4, motion  # measured 8e-4 to 0.28
+    with pytest.raises(DataError, match="at least 2"):
+        statistical_fvd_parts(clips[:1], shuffled)
 
 
 def test_i3d_torchscript_wrapper(tmp_path):

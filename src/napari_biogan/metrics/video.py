@@ -133,6 +133,21 @@ def frechet_video_distance(real, fake, features: str | Callable[[np.ndarray], np
     return frechet_distance(extract(real_v), extract(fake_v))
 
 
+def statistical_fvd_parts(real, fake, value_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
+    """The statistical FVD's Fréchet distance on each part of its features alone (intensity histogram,
+    edges, motion...; :data:`~napari_biogan.metrics.video_features.STATISTICAL_PARTS`): which part sets two
+    sets of clips apart. The parts do not add up to the whole, which also counts their covariances."""
+    from .video_features import statistical_part_slices, statistical_video_features
+
+    real_v = as_videos(real, value_range).astype(np.float32)
+    fake_v = as_videos(fake, value_range).astype(np.float32)
+    if len(real_v) < 2 or len(fake_v) < 2:
+        raise DataError("FVD needs at least 2 real and 2 generated videos (256 or more for stable values).")
+    real_f, fake_f = statistical_video_features(real_v), statistical_video_features(fake_v)
+    return {name: frechet_distance(real_f[:, part], fake_f[:, part])
+            for name, part in statistical_part_slices().items()}
+
+
 def moving_mnist_metrics(fake, real=None, classifier=None,
                          value_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
     """The paper's Moving-MNIST table: AACD, flips/seq, cosTS, and a digit-feature FVD when ``real`` is given.

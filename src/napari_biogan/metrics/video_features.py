@@ -43,6 +43,10 @@ from .pixels import lagged_correlation
 
 FeatureFunction = Callable[[np.ndarray], np.ndarray]
 LAGS = (1, 2, 4)
+#: the parts of :func:`statistical_video_features`, in their order: (name, number of features)
+STATISTICAL_PARTS = (("intensity histogram", 16), ("mean and spread", 2), ("edges", 8), ("where it is bright", 16),
+                     ("motion by lag", 3), ("motion histogram", 8), ("where it moves", 16), ("smoothness", 3),
+                     ("flicker", 2))
 
 
 def feature_function(features: str | FeatureFunction) -> FeatureFunction:
@@ -100,6 +104,12 @@ def _stats(videos: np.ndarray) -> np.ndarray:
         np.stack([np.abs(np.diff(frame_means, axis=1)).mean(1), frame_means.std(1)], 1),  # 2 flicker
     ]
     return np.concatenate(parts, axis=1).astype(np.float64)
+
+
+def statistical_part_slices() -> dict[str, slice]:
+    """Where each of :data:`STATISTICAL_PARTS` sits in a row of :func:`statistical_video_features`."""
+    ends = np.cumsum([size for _, size in STATISTICAL_PARTS])
+    return {name: slice(int(end - size), int(end)) for (name, size), end in zip(STATISTICAL_PARTS, ends)}
 
 
 def load_i3d_torchscript(path: str | os.PathLike, size: int = 224, batch_size: int = 8, device: str = "cpu",
