@@ -150,7 +150,7 @@ def build(name: str, args) -> None:
     trainer.use_averaged_weights()  # what the work file's nets hold (also when every phase ran before)
     model = trainer.model
     out = Path(args.out_dir) / f"{name}.safetensors"
-    training = {**model.card.get("training", {}), "steps": trainer.step}
+    training = {**model.card.get("training", {}), "steps": trainer.step, "weights": trainer.weights_description()}
     if len(phases) > 1:
         training["phases"] = [{"until_step": until, "hparams": hp} for until, hp in phases]
     model.save(out, overwrite=True, include=("generator",), card={

@@ -45,6 +45,9 @@ def test_the_card_names_the_3dgan_variant_and_keeps_text_entries_out_of_the_metr
     text = format_card(GanModel.load(path, device="cpu"))
     assert "variant 3DGAN" in text and "[real 0.871]" in text
     assert "Compared with: the 188 training clips" in text and "compared_with" not in text
+    # which weights the file holds, and the recipe's phases (the shipped file keeps no raw weights: no claim of them)
+    assert "Weights: exponential moving average of generator (decay 0.99: about the last 100 steps)\n" in text
+    assert "In phases: steps 1-2,000: ema_decay 0.999; steps 2,001-2,500: ema_decay 0.99, lr_g 2.5e-05" in text
 
 
 def test_the_default_model_is_preselected_and_a_choice_survives_a_refresh(make_napari_viewer):

@@ -47,6 +47,11 @@ def format_card(model) -> str:
         lines.append(f"Training: {steps:,} steps" if isinstance(steps, int) else "Training: steps not recorded")
         if isinstance(wall, (int, float)):
             lines[-1] += f" in {format_duration(wall)} on {training.get('device', 'an unrecorded device')}"
+        if training.get("weights"):
+            lines.append(f"Weights: {training['weights']}")
+        phases = training.get("phases") if isinstance(training.get("phases"), list) else []
+        if phases:
+            lines.append("In phases: " + "; ".join(_phase_words(phases)))
     metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     notes = {k: v for k, v in metrics.items() if k not in numbers}
@@ -68,6 +73,19 @@ def format_card(model) -> str:
     lines.append(f"Device: {model.device}")
     lines.append("Config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
     return "\n".join(lines)
+
+
+def _phase_words(phases: list) -> list[str]:
+    """``[{"until_step": 2000, "hparams": {...}}, ...]`` -> ["steps 1-2,000: ema_decay 0.999", ...]."""
+    words, first = [], 1
+    for phase in phases:
+        until = phase.get("until_step") if isinstance(phase, dict) else None
+        if not isinstance(until, int):
+            continue
+        settings = ", ".join(f"{k} {v}" for k, v in (phase.get("hparams") or {}).items()) or "the paper's settings"
+        words.append(f"steps {first:,}-{until:,}: {settings}")
+        first = until + 1
+    return words
 
 
 def _load_model(path: str, device: str):

@@ -253,17 +253,14 @@ class Trainer:
             tensors, plain = checkpoint.flatten_optimizer(f"optim.{name}", opt.state_dict())
             extra.update(tensors)
             optim_plain[name] = plain
-        weights = "as trained"
         if self.ema is not None:  # the file's nets hold the average; the raw weights go beside, to resume
             extra.update({f"{RAW_PREFIX}{k}": v.detach().clone() for k, v in self.model.nets.state_dict().items()
                           if k.split(".", 1)[0] in self.ema.nets})
-            weights = (f"exponential moving average of {', '.join(self.ema.nets)} (decay {self.ema.decay}); "
-                       "the last training weights are kept beside it to resume")
         card = {
             "training": {"data": self.settings.data_description, "steps": self.step,
                          "wall_time_s": round(elapsed_s or self.elapsed_before, 1),
                          "device": str(self.model.device), "hparams": _jsonable(self.hparams),
-                         "weights": weights},
+                         "weights": self.weights_description()},
             "training_state": {"step": self.step, "seed": self.settings.seed, "hparams": _jsonable(self.hparams),
                                "optim": optim_plain, "elapsed_s": elapsed_s or self.elapsed_before},
         }
@@ -274,6 +271,14 @@ class Trainer:
         self._written_once = True
         return str(path)
 
+
+    def weights_description(self) -> str:
+        """What the saved nets hold, for the card: true of every file saved from them (a file that also
+        keeps the raw training weights says so by its ``raw.*`` tensors, not here)."""
+        if self.ema is None:
+            return "as trained"
+        return (f"exponential moving average of {', '.join(self.ema.nets)} (decay {self.ema.decay}: about the "
+                f"last {self.ema.window(self.step)} steps)")
 
     def _averaged_weights(self):
         """Context: the averaged weights in the nets (previews, saving); the raw ones back after."""
@@ -308,10 +313,18 @@ class WeightAverage:
         names = tuple(n for n in model.family.ema_nets if n in model.nets)
         return cls(model.nets, names, decay) if decay > 0 and names else None
 
+    def decay_at(self, step: int) -> float:
+        """The decay used at ``step`` (the warm-up holds it below ``decay`` for the first steps)."""
+        return min(self.decay, (1 + step) / (10 + step))
+
+    def window(self, step: int) -> int:
+        """About how many of the last steps the average spans at ``step``: 1 / (1 - decay)."""
+        return round(1 / (1 - self.decay_at(step)))
+
     def update(self, nets, step: int) -> None:
         import torch
 
-        d = min(self.decay, (1 + step) / (10 + step))
+        d = self.decay_at(step)
         state = nets.state_dict()
         with torch.no_grad():
             for key, avg in self.average.items():
