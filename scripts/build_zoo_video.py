@@ -78,7 +78,7 @@ class Recipe:
 
 
 #: T98G (README "A recipe that settles", 2026-11-24): a wider last level (G_V widths 128/64/64; the
-#: paper's 64/32/16 loses fine detail), 8 extra frames generated at each end and cropped (the edge
+#: cpu-small 128/64/32 loses fine detail), 8 extra frames generated at each end and cropped (the edge
 #: frames' missing kernel taps), interpolation then a k3 convolution in time with replicate
 #: padding (no pairs of frames, no zero frames at the ends), a spatial output layer, 8 start frames;
 #: 2,000 steps at the paper's learning rates, then 500 at a quarter of them with a 100-step weight
@@ -197,7 +197,7 @@ def evaluate(name: str, path: Path, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=None,
-                        help="generator steps, in one phase with the last phase's settings (default: 3000; "
+                        help="train to this step, the recipe's phases cut or extended to it (default: 3000; "
                              "TGANv2 700, about the same CPU time; T98G the recipe's 2,000 + 500)")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="recompute the metrics in the cards of already built models")
