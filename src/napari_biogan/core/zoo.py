@@ -14,8 +14,9 @@ from .errors import BioGanError, ModelFileError
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 #: the model `generate` and the plugin use when none is named
 DEFAULT_MODEL = "mnist-dcgan"
-#: the model `napari-biogan demo` opens: the cell-video SAVGAN (the default model where it is missing)
-DEMO_MODEL = "t98g-savgan"
+#: the model `napari-biogan demo` opens: the steadiest cell-video model, the 3DGAN built with the T98G
+#: recipe (frames of even contrast; the paper-recipe SAVGAN's end frames fade), or the default model
+DEMO_MODEL = "t98g-3dgan"
 
 
 def user_model_dir() -> Path:
