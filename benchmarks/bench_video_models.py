@@ -141,7 +141,8 @@ def main() -> None:
         names = list(part_rows[0][1])
         print("| model | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
         for variant, parts in part_rows:
-            print(f"| {TITLES[variant]} | " + " | ".join(f"{parts[k][0]:.3g} ± {parts[k][1]:.2g}" for k in names) + " |")
+            cells = " | ".join(f"{parts[k][0]:.3g} ± {parts[k][1]:.2g}" for k in names)
+            print(f"| {TITLES[variant]} | {cells} |")
     if args.picture and strips:
         write_picture(args.picture, strips)
 

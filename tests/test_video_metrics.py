@@ -9,8 +9,8 @@ from real_data import shared_data
 from napari_biogan.core.errors import DataError, ModelFileError
 from napari_biogan.metrics.digit_classifier import DIGIT_CLASSIFIER_FILE
 from napari_biogan.metrics.video import (aacd, cell_video_metrics, cos_ts, crossfade_correlation,
-                                         flips_per_sequence, frame_correlation, frechet_video_distance, moving_mnist_metrics,
-                                         statistical_fvd_parts, video_report)
+                                         flips_per_sequence, frame_correlation, frechet_video_distance,
+                                         moving_mnist_metrics, statistical_fvd_parts, video_report)
 from napari_biogan.metrics.video_features import (STATISTICAL_PARTS, digit_video_features, load_i3d_torchscript,
                                                   statistical_part_slices, statistical_video_features)
 
@@ -108,7 +108,8 @@ def test_statistical_fvd_parts_put_shuffled_frames_down_to_motion_not_appearance
     clips += rng.random(clips.shape).astype(np.float32) * 0.05
     shuffled = np.stack([clip[rng.permutation(len(clip))] for clip in clips])  # the same frames, out of order
     widths = [s.stop - s.start for s in statistical_part_slices().values()]
-    assert widths == [size for _, size in STATISTICAL_PARTS] and sum(widths) == statistical_video_features(clips[:2]).shape[1]
+    assert widths == [size for _, size in STATISTICAL_PARTS]
+    assert sum(widths) == statistical_video_features(clips[:2]).shape[1]
     parts = statistical_fvd_parts(clips, shuffled)
     assert list(parts) == [name for name, _ in STATISTICAL_PARTS]
     for appearance in ("intensity histogram", "mean and spread", "edges", "where it is bright"):

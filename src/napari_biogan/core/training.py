@@ -271,7 +271,6 @@ class Trainer:
         self._written_once = True
         return str(path)
 
-
     def weights_description(self) -> str:
         """What the saved nets hold, for the card: true of every file saved from them (a file that also
         keeps the raw training weights says so by its ``raw.*`` tensors, not here)."""

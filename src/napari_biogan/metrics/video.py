@@ -126,11 +126,17 @@ def frechet_video_distance(real, fake, features: str | Callable[[np.ndarray], np
     from .video_features import feature_function
 
     extract = feature_function(features)
+    real_v, fake_v = _fvd_sets(real, fake, value_range)
+    return frechet_distance(extract(real_v), extract(fake_v))
+
+
+def _fvd_sets(real, fake, value_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets of clips as float32 (N, T, Y, X) in [0, 1], refused in one sentence when too few."""
     real_v = as_videos(real, value_range).astype(np.float32)
     fake_v = as_videos(fake, value_range).astype(np.float32)
     if len(real_v) < 2 or len(fake_v) < 2:
         raise DataError("FVD needs at least 2 real and 2 generated videos (256 or more for stable values).")
-    return frechet_distance(extract(real_v), extract(fake_v))
+    return real_v, fake_v
 
 
 def statistical_fvd_parts(real, fake, value_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
@@ -139,10 +145,7 @@ def statistical_fvd_parts(real, fake, value_range: tuple[float, float] = (0.0, 1
     sets of clips apart. The parts do not add up to the whole, which also counts their covariances."""
     from .video_features import statistical_part_slices, statistical_video_features
 
-    real_v = as_videos(real, value_range).astype(np.float32)
-    fake_v = as_videos(fake, value_range).astype(np.float32)
-    if len(real_v) < 2 or len(fake_v) < 2:
-        raise DataError("FVD needs at least 2 real and 2 generated videos (256 or more for stable values).")
+    real_v, fake_v = _fvd_sets(real, fake, value_range)
     real_f, fake_f = statistical_video_features(real_v), statistical_video_features(fake_v)
     return {name: frechet_distance(real_f[:, part], fake_f[:, part])
             for name, part in statistical_part_slices().items()}
