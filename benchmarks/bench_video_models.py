@@ -93,13 +93,12 @@ def main() -> None:
                    for key in runs[0] if all(isinstance(r[key], numbers.Real) for r in runs)}
         training = model.card.get("training", {})
         rows.append((variant, metrics, training.get("steps"), training.get("wall_time_s")))
+        real01 = (real.head(n)["image"].numpy()[:, 0] + 1) / 2
         if real_row is None:  # the real clips against themselves: what a perfect generator scores
-            real01 = (real.head(n)["image"].numpy()[:, 0] + 1) / 2
             real_row = video_report(real01, None, metric_set)
             strips.append(("real", real01[:: max(1, n // 3)][:3]))
         strips.append((variant, model.sample(3, seed=args.seeds[0], precision="fp32")[:, 0]))
         if args.fvd_parts and metric_set == "cells":
-            real01 = (real.head(n)["image"].numpy()[:, 0] + 1) / 2
             parts = [statistical_fvd_parts(real01, model.sample(n, seed=seed, precision="fp32")[:, 0])
                      for seed in args.seeds]
             part_rows.append((variant, {k: (np.mean([p[k] for p in parts]), np.std([p[k] for p in parts]))
