@@ -16,8 +16,9 @@ AACD comes from (:func:`aacd_parts`: background brightness, objects, a staircase
 Where the contrast goes: pixel percentiles (:data:`PERCENTILES`) of generated against real
 clips, so a low contrast shows whether the bulk of the pixels or the darkest and brightest few
 are missing, and at which size (:func:`contrast_by_scale`: detail finer than 2 px, 2-4 px, 4-8
-px and coarser, each as a fraction of the real clips'), and how much of a frame is off the
-background (:func:`off_background`), and whether a fixed grid of dots is printed on every frame
+px and coarser, each as a fraction of the real clips'), how fast the detail of each size changes from
+frame to frame (:func:`napari_biogan.metrics.video.frame_correlation_by_scale`), and how much of a frame is
+off the background (:func:`off_background`), and whether a fixed grid of dots is printed on every frame
 (:func:`napari_biogan.metrics.artefacts.grid_peaks`: about 1 for real clips; a grid can lift every
 contrast figure above while the picture is wrong) and the worst frame once it is taken out
 (:func:`~napari_biogan.metrics.artefacts.without_grid`). Prints mean ± std over the seeds; ``--plot``
@@ -84,20 +85,12 @@ SCALE_EDGES = (2, 4, 8)
 
 
 def contrast_by_scale(videos: np.ndarray, edges: tuple[int, ...] = SCALE_EDGES) -> np.ndarray:
-    """(N, T, Y, X) -> the mean over frames of each band's pixel standard deviation (len(edges) + 1,): a
-    frame minus its 2x2 block means (detail finer than 2 px), those means minus the 4x4 ones, and so on;
-    the last band is the coarsest block means. Says at which size a contrast deficit sits."""
-    import torch
-    import torch.nn.functional as F
+    """(N, T, Y, X) -> the mean over frames of each band's pixel standard deviation (len(edges) + 1,), the
+    bands of :func:`napari_biogan.metrics.pixels.scale_bands` (finest first). Says at which size a contrast
+    deficit sits."""
+    from napari_biogan.metrics.pixels import scale_bands
 
-    x = torch.from_numpy(np.ascontiguousarray(videos, dtype=np.float32)).reshape(-1, 1, *videos.shape[-2:])
-    bands, finer = [], x
-    for size in edges:
-        coarser = F.interpolate(F.avg_pool2d(x, size), scale_factor=size, mode="nearest")
-        bands.append(finer - coarser)
-        finer = coarser
-    bands.append(finer)
-    return np.array([float(b.flatten(1).std(1).mean()) for b in bands])
+    return np.array([float(band.std((-2, -1)).mean()) for band in scale_bands(videos, edges)])
 
 
 #: how far (0..1 scale) a pixel is from its frame's median to count in the "off the background" table
@@ -197,11 +190,12 @@ def main() -> None:
 
     from napari_biogan.data.zoo_clips import zoo_reference_clips
     from napari_biogan.metrics.artefacts import GRID_PERIODS, grid_peaks, without_grid
-    from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation
+    from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation, \
+        frame_correlation_by_scale
 
     torch.set_num_threads(1)
-    profiles, rows, real, parts, margins, tails, scales, covers, grids, critics, strips = (
-        {}, [], None, {}, {}, {}, {}, {}, {}, [], [])
+    profiles, rows, real, parts, margins, tails, scales, changes, covers, grids, critics, strips = (
+        {}, [], None, {}, {}, {}, {}, {}, {}, {}, [], [])
     labels = args.labels or [Path(spec).name.replace(".safetensors", "") for spec in args.models]
     if len(labels) != len(args.models):
         raise SystemExit(f"--labels names {len(labels)} rows for {len(args.models)} models.")
@@ -228,6 +222,7 @@ def main() -> None:
             parts.setdefault(spec, []).append(aacd_parts(videos))
             tails.setdefault(spec, []).append(np.percentile(videos, PERCENTILES))
             scales.setdefault(spec, []).append(contrast_by_scale(videos))
+            changes.setdefault(spec, []).append(frame_correlation_by_scale(videos, edges=SCALE_EDGES))
             covers.setdefault(spec, []).append(off_background(videos))
             degridded = frame_contrast(without_grid(videos, GRID_PERIODS))  # the contrast the grid does not make
             grids.setdefault(spec, []).append(list(grid_peaks(videos, GRID_PERIODS).values())
@@ -277,6 +272,12 @@ def main() -> None:
     print("|---|" + "---|" * len(bands))
     for name, values in scales.items():
         print_spread_row(name, np.array(values) / real_scales, digits=2)
+    print("\nHow fast detail of each size changes: correlation of consecutive frames within each band "
+          "(metrics.video.frame_correlation_by_scale; 1: the same detail on every frame; mean ± std over seeds)\n")
+    print("| model | " + " | ".join(bands) + " |")
+    print("|---|" + "---|" * len(bands))
+    for name, values in [("real clips", [frame_correlation_by_scale(real, edges=SCALE_EDGES)])] + list(changes.items()):
+        print_spread_row(name, values, digits=2)
     print("\nOff the background: share of pixels further than d from their frame's median (mean ± std over seeds)\n")
     print("| model | " + " | ".join(f"d > {t}" for t in OFF_BACKGROUND) + " |")
     print("|---|" + "---|" * len(OFF_BACKGROUND))

@@ -128,6 +128,9 @@ def build(name: str, args) -> None:
     data = model.family.prepare_data(clips, config)
     print(f"{name}: {len(data)} training clips {tuple(data.head(1)['image'].shape[1:])}", flush=True)
     work = Path(args.work) / f"{name}-train.safetensors"
+    if args.init_from and (args.fresh or not work.exists()):
+        warm_start(model, args.init_from)
+    started_from = GanModel.load(args.init_from).card.get("training", {}).get("steps") if args.init_from else None
     phases = recipe.phases or ((STEPS.get(name, 3000), {}),)
     if args.steps:
         phases = phases_to(phases, args.steps)
@@ -153,10 +156,30 @@ def build(name: str, args) -> None:
     training = {**model.card.get("training", {}), "steps": trainer.step, "weights": trainer.weights_description()}
     if len(phases) > 1:
         training["phases"] = [{"until_step": until, "hparams": hp} for until, hp in phases]
+    if args.init_from:  # these steps came after the other run's
+        training["warm_start"] = {"from": Path(args.init_from).name, "its_steps": started_from}
     model.save(out, overwrite=True, include=("generator",), card={
         "name": name, "description": DESCRIPTIONS[dataset, preset] + VARIANT_NOTES[variant],
         "data": DATA_NOTES[dataset, preset], "training": training, "training_state": None})
     evaluate(name, out, args.seed)
+
+
+def warm_start(model: GanModel, path: str) -> None:
+    """Give ``model``'s networks the training weights of the run in ``path`` (its raw weights where it
+    averaged them), for a fresh run that adds modules to a trained one (e.g. ``--set frame_noise=true``):
+    the added parameters keep their own initialisation; any other difference stops here."""
+    from napari_biogan.core.training import RAW_PREFIX
+
+    source = GanModel.load(path, device="cpu")
+    weights = source.nets.state_dict()
+    weights.update({k[len(RAW_PREFIX):]: v for k, v in source._file_tensors.items() if k.startswith(RAW_PREFIX)})
+    target = model.nets.state_dict()
+    unmatched = [k for k, v in weights.items() if k not in target or target[k].shape != v.shape]
+    if unmatched:
+        raise SystemExit(f"{path} does not fit this model: {len(unmatched)} tensors differ, e.g. {unmatched[0]}.")
+    model.nets.load_state_dict(weights, strict=False)
+    added = sorted(k for k in target if k not in weights)
+    print(f"warm start from {path}: {len(weights)} tensors; starting fresh: {', '.join(added) or 'none'}", flush=True)
 
 
 def phases_to(phases: tuple, steps: int) -> tuple:
@@ -221,6 +244,9 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--work", default="/tmp/napari-biogan-video-zoo", help="resumable training files")
     parser.add_argument("--fresh", action="store_true", help="ignore existing work files")
+    parser.add_argument("--init-from", default=None, metavar="FILE",
+                        help="a new run starts from this training file's weights (a warm start; parameters the "
+                             "config adds, e.g. --set frame_noise=true, start from their own initialisation)")
     parser.add_argument("--out-dir", default=str(ZOO_DIR))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()

@@ -9,7 +9,8 @@ from real_data import shared_data
 from napari_biogan.core.errors import DataError, ModelFileError
 from napari_biogan.metrics.digit_classifier import DIGIT_CLASSIFIER_FILE
 from napari_biogan.metrics.video import (aacd, cell_video_metrics, cos_ts, crossfade_correlation,
-                                         flips_per_sequence, frame_correlation, frechet_video_distance,
+                                         flips_per_sequence, frame_correlation, frame_correlation_by_scale,
+                                         frechet_video_distance,
                                          moving_mnist_metrics, statistical_fvd_parts, video_report)
 from napari_biogan.metrics.video_features import (STATISTICAL_PARTS, digit_video_features, load_i3d_torchscript,
                                                   statistical_part_slices, statistical_video_features)
@@ -236,6 +237,33 @@ def test_frame_and_crossfade_correlation_tell_a_cross_fade_from_fresh_frames():
     assert frame_correlation(np.zeros((2, 3, 4, 4))) == 0.0  # flat frames: no correlation, no NaN
     with pytest.raises(DataError, match="lag"):
         frame_correlation(fresh, lag=9)
+
+
+def test_scale_bands_sum_back_to_the_image_and_sort_detail_by_size():
+    from napari_biogan.metrics.pixels import scale_bands
+
+    rng = np.random.default_rng(1)
+    images = rng.random((3, 16, 16))
+    bands = scale_bands(images)
+    assert len(bands) == 4 and np.allclose(sum(bands), images)
+    coarse = np.kron(rng.random((3, 2, 2)), np.ones((8, 8)))  # 8x8 blocks: only the coarsest band has them
+    assert np.allclose(scale_bands(coarse)[-1], coarse) and all(np.allclose(b, 0) for b in scale_bands(coarse)[:3])
+    with pytest.raises(DataError, match="blocks"):
+        scale_bands(np.zeros((2, 12, 12)))
+
+
+def test_frame_correlation_by_scale_finds_fine_detail_that_changes_every_frame():
+    """Real cell clips lose fine detail from frame to frame and keep coarse shapes; a generator that
+    draws the same fine texture on every frame does not (README "Fine detail that never changes")."""
+    rng = np.random.default_rng(2)
+    shapes = np.kron(rng.random((10, 1, 4, 4)), np.ones((8, 8)))   # (10, 1, 32, 32): coarse, fixed in time
+    noisy = np.repeat(shapes, 6, 1) + 0.3 * rng.standard_normal((10, 6, 32, 32))  # + new pixel noise per frame
+    frozen = np.repeat(shapes + 0.3 * rng.standard_normal((10, 1, 32, 32)), 6, 1)  # the same noise every frame
+    by_scale_noisy, by_scale_frozen = frame_correlation_by_scale(noisy), frame_correlation_by_scale(frozen)
+    assert by_scale_noisy.shape == (4,) and abs(by_scale_noisy[0]) < 0.05 and by_scale_noisy[-1] > 0.95
+    assert np.allclose(by_scale_frozen, 1.0)
+    with pytest.raises(DataError, match="lag"):
+        frame_correlation_by_scale(noisy, lag=6)
 
 
 def test_grid_peaks_find_a_fixed_grid_of_dots_that_contrast_figures_reward():

@@ -91,6 +91,10 @@ class SavganConfig:
     #: how G_V doubles Y and X (SPACE_UPSAMPLINGS): "transposed" (the paper's k4 s2) or "linear" (bilinear,
     #: then a k3 convolution: no uneven overlap of taps, so no grid printed on every frame)
     space_upsampling: str = "transposed"
+    #: G_V adds new detail to every frame of its last level (nn.blocks.FrameNoise: per-pixel noise made from
+    #: z, learnt weights from 0): without it nothing in G_V changes faster than its interpolated start map,
+    #: and fine detail stays the same from frame to frame (README "Detail that changes at one speed")
+    frame_noise: bool = False
 
     def __post_init__(self):
         check_whole_numbers(self, ("frames", "height", "width", "channels", "latent_dim"),
@@ -100,8 +104,9 @@ class SavganConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise DataError(f"'{name}' must be a whole number (0 for {zero_means}), not {value!r}.")
-        if not isinstance(self.critic_motion, bool):
-            raise DataError(f"'critic_motion' is true or false, not {self.critic_motion!r}.")
+        for name in ("critic_motion", "frame_noise"):
+            if not isinstance(getattr(self, name), bool):
+                raise DataError(f"'{name}' is true or false, not {getattr(self, name)!r}.")
         if self.time_padding not in TIME_PADDING:
             raise DataError(f"Unknown time_padding '{self.time_padding}'; choose one of {', '.join(TIME_PADDING)}.")
         if self.generator_norm not in GENERATOR_NORMS:

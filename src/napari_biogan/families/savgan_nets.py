@@ -14,7 +14,7 @@ from torch import nn
 
 from ..core.errors import DataError
 from ..nn.attention import SelfAttention
-from ..nn.blocks import DownConv3d, LatentProjection3d, UpBlock3d, doublings, generator_norm, spectral, \
+from ..nn.blocks import DownConv3d, FrameNoise, LatentProjection3d, UpBlock3d, doublings, generator_norm, spectral, \
     time_up_conv, transposed_in_time, up_before_conv, with_frame_differences
 
 
@@ -86,6 +86,9 @@ class VideoGenerator(nn.Module):
             widths[-1], cfg.channels, levels - 1 < time_ups, cfg.time_upsampling, cfg.time_padding,
             spectral_norm=False, spatial=cfg.spatial_levels > 0, space_upsampling=cfg.space_upsampling)
         self.time_padding = cfg.time_padding
+        # the last level's map: start size x the up-samplings of every block
+        last = (start[0] * 2 ** min(time_ups, levels - 1), start[1] * 2 ** (levels - 1), start[2] * 2 ** (levels - 1))
+        self.noise = FrameNoise(cfg.latent_dim, widths[-1], last) if cfg.frame_noise else None
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The start map (B, C0, T0, Y0, X0): early activations for GANSpace directions."""
@@ -97,6 +100,8 @@ class VideoGenerator(nn.Module):
         x = self.features(z)
         for block, attention in zip(self.blocks, self.attention):
             x = attention(block(x))
+        if self.noise is not None:
+            x = self.noise(x, z)
         x = torch.tanh(transposed_in_time(self.out, up_before_conv(x, *self.out_resize), self.out_crop,
                                           self.time_padding))
         return x if keep_margins else x[:, :, self.margin:self.margin + self.frames]

@@ -28,3 +28,23 @@ def lagged_correlation(videos, lag: int, flat: float = 0.0) -> np.ndarray:
     early = videos[:, :t - lag].reshape(n * (t - lag), -1)
     late = videos[:, lag:].reshape(n * (t - lag), -1)
     return paired_correlation(early, late, flat).reshape(n, t - lag).mean(1)
+
+
+def scale_bands(images, edges: tuple[int, ...] = (2, 4, 8)) -> list[np.ndarray]:
+    """Split images (..., Y, X) into detail bands that sum back to them: the image minus its 2x2 block
+    means (detail finer than 2 px), those block means minus the 4x4 ones, and so on for each of ``edges``;
+    the last band is the coarsest block means. Y and X must be multiples of every edge."""
+    from ..core.errors import DataError
+
+    data = np.asarray(images, dtype=np.float64)
+    y, x = data.shape[-2:]
+    if any(y % size or x % size for size in edges):
+        raise DataError(f"{y}x{x} images cannot be split into blocks of {', '.join(map(str, edges))} pixels.")
+    bands, finer = [], data
+    for size in edges:
+        blocks = data.reshape(*data.shape[:-2], y // size, size, x // size, size).mean((-3, -1))
+        coarser = np.repeat(np.repeat(blocks, size, -2), size, -1)
+        bands.append(finer - coarser)
+        finer = coarser
+    bands.append(finer)
+    return bands

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -287,3 +289,31 @@ class LatentProjection3d(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = z.reshape(len(z), -1) @ self.weight.flatten(1)
         return out.view(len(z), self.weight.shape[1], *self.shape) + self.bias.view(1, -1, 1, 1, 1)
+
+
+class FrameNoise(nn.Module):
+    """Adds new detail to every frame: ``x + GAIN * weight[c] * noise``, with ``noise`` (B, 1, T, Y, X) about
+    N(0, 1) per pixel and per frame and ``weight`` learnt per channel from 0 (the generator is unchanged
+    until training uses it; StyleGAN's noise inputs). Adam moves a weight by about the learning rate per
+    step: at the paper's 1e-4 a weight started at 0 would need thousands of steps to reach the features'
+    scale (about 1); :data:`GAIN` lets it move as fast as StyleGAN's (learning rate 2e-3).
+
+    The noise is not drawn at random but made from z through a fixed random projection, so the same z
+    gives the same clip (the model contract), and a latent slider changes it smoothly. The projection is
+    rebuilt from :data:`SEED` (not saved in files: its values depend only on the shapes).
+    """
+
+    SEED = 20261124
+    GAIN = 20.0
+
+    def __init__(self, latent_dim: int, channels: int, shape: tuple[int, int, int]):
+        super().__init__()
+        self.shape = tuple(shape)
+        generator = torch.Generator().manual_seed(self.SEED)
+        projection = torch.randn(latent_dim, math.prod(self.shape), generator=generator) / latent_dim ** 0.5
+        self.register_buffer("projection", projection, persistent=False)
+        self.weight = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        noise = (z.reshape(len(z), -1).to(self.projection.dtype) @ self.projection).view(len(z), 1, *self.shape)
+        return x + (self.GAIN * self.weight).view(1, -1, 1, 1, 1) * noise.to(x.dtype)
