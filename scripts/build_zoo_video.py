@@ -166,20 +166,36 @@ def build(name: str, args) -> None:
 
 def warm_start(model: GanModel, path: str) -> None:
     """Give ``model``'s networks the training weights of the run in ``path`` (its raw weights where it
-    averaged them), for a fresh run that adds modules to a trained one (e.g. ``--set frame_noise=true``):
-    the added parameters keep their own initialisation; any other difference stops here."""
+    averaged them), for a fresh run that adds to a trained one: parameters the config adds (e.g.
+    ``--set frame_noise=true``) keep their own initialisation, and a tensor that grew along one axis
+    (D_V's first layer with ``critic_motion=true`` reads 2 channels instead of 1) gets the old values
+    first and zeros after, so the networks compute what they did; any other difference stops here."""
+    import torch
+
     from napari_biogan.core.training import RAW_PREFIX
 
     source = GanModel.load(path, device="cpu")
     weights = source.nets.state_dict()
     weights.update({k[len(RAW_PREFIX):]: v for k, v in source._file_tensors.items() if k.startswith(RAW_PREFIX)})
     target = model.nets.state_dict()
-    unmatched = [k for k, v in weights.items() if k not in target or target[k].shape != v.shape]
+    grown = [k for k, v in weights.items() if k in target and target[k].shape != v.shape and grew(v, target[k])]
+    unmatched = [k for k, v in weights.items() if k not in target or (target[k].shape != v.shape and k not in grown)]
     if unmatched:
         raise SystemExit(f"{path} does not fit this model: {len(unmatched)} tensors differ, e.g. {unmatched[0]}.")
+    for key in grown:
+        padded = torch.zeros_like(target[key])
+        padded[tuple(slice(0, n) for n in weights[key].shape)] = weights[key]
+        weights[key] = padded
     model.nets.load_state_dict(weights, strict=False)
     added = sorted(k for k in target if k not in weights)
-    print(f"warm start from {path}: {len(weights)} tensors; starting fresh: {', '.join(added) or 'none'}", flush=True)
+    print(f"warm start from {path}: {len(weights)} tensors, grown with zeros: {', '.join(grown) or 'none'}; "
+          f"starting fresh: {', '.join(added) or 'none'}", flush=True)
+
+
+def grew(old, new) -> bool:
+    """Whether ``new`` is ``old``'s shape with one axis longer."""
+    longer = [(a, b) for a, b in zip(old.shape, new.shape) if a != b]
+    return old.dim() == new.dim() and len(longer) == 1 and longer[0][0] < longer[0][1]
 
 
 def phases_to(phases: tuple, steps: int) -> tuple:
