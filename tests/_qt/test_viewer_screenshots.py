@@ -162,8 +162,9 @@ def test_screenshot_clips_and_evaluate(make_napari_viewer, qtbot, wait_workers):
     movie, _ = load_t98g()
     viewer.add_image(movie, name="T98G")
     dock, clips = viewer.window.add_plugin_dock_widget("napari-biogan", "Clips")
-    _, evaluate = viewer.window.add_plugin_dock_widget("napari-biogan", "Evaluate")
+    evaluate_dock, evaluate = viewer.window.add_plugin_dock_widget("napari-biogan", "Evaluate")
     _narrow(viewer, qtbot, dock)
+    _share_height(viewer, qtbot, dock, evaluate_dock, 390)  # room for the evaluation's results
     clips.layer_picker.setCurrentText("T98G")
     clips.find_button.click()
     wait_workers(clips, timeout=120000)
