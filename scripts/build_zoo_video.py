@@ -20,6 +20,8 @@ The T98G models follow :data:`T98G_RECIPE` on top of that (a wider last level, f
 beyond the clip and cropped, interpolation in time; 2,000 steps, then 500 at a quarter of the
 learning rates, shipping a weight average); ``--steps K`` cuts or extends a recipe to K steps,
 ``--recipe paper`` leaves it out (the paper's networks and settings, what every run before had).
+``--init-from WORK_FILE --set frame_noise=true`` starts an experiment from a trained run's weights
+(:func:`warm_start`; not how any shipped model was made).
 
 Data, built from ../shared/data (nothing is downloaded):
 - Moving MNIST: 2,225 clips (the paper's count) of 16 frames, one MNIST training
