@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from napari_biogan.core.checkpoint import read_card
 from napari_biogan.core.model import GanModel
 from napari_biogan.core.settings import check_hparams, parse_assignments
-from napari_biogan.core.training import Trainer, TrainSettings
+from napari_biogan.core.training import RAW_PREFIX, Trainer, TrainSettings
 from napari_biogan.core.zoo import ZOO_DIR
 from napari_biogan.data.zoo_clips import MMNIST_TRAIN_CLIPS, zoo_reference_clips, zoo_training_clips
 from napari_biogan.families.savgan import savgan_config
@@ -132,7 +133,8 @@ def build(name: str, args) -> None:
     work = Path(args.work) / f"{name}-train.safetensors"
     if args.init_from and (args.fresh or not work.exists()):
         warm_start(model, args.init_from)
-    started_from = GanModel.load(args.init_from).card.get("training", {}).get("steps") if args.init_from else None
+    # the card alone (the header): warm_start above already read the tensors
+    started_from = read_card(args.init_from).get("training", {}).get("steps") if args.init_from else None
     phases = recipe.phases or ((STEPS.get(name, 3000), {}),)
     if args.steps:
         phases = phases_to(phases, args.steps)
@@ -173,8 +175,6 @@ def warm_start(model: GanModel, path: str) -> None:
     (D_V's first layer with ``critic_motion=true`` reads 2 channels instead of 1) gets the old values
     first and zeros after, so the networks compute what they did; any other difference stops here."""
     import torch
-
-    from napari_biogan.core.training import RAW_PREFIX
 
     source = GanModel.load(path, device="cpu")
     weights = source.nets.state_dict()

@@ -14,8 +14,8 @@ from .errors import BioGanError, ModelFileError
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 #: the model `generate` and the plugin use when none is named
 DEFAULT_MODEL = "mnist-dcgan"
-#: the model `napari-biogan demo` opens: the steadiest cell-video model, the 3DGAN built with the T98G
-#: recipe (frames of even contrast; the paper-recipe SAVGAN's end frames fade), or the default model
+#: the model `napari-biogan demo` opens: the cell-video 3DGAN built with the T98G recipe (the SAVGAN of
+#: the same recipe ties it on frame contrast and samples 1.18x slower), or the default model
 DEMO_MODEL = "t98g-3dgan"
 
 

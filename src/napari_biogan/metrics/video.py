@@ -57,12 +57,17 @@ def aacd(videos, value_range: tuple[float, float] = (0.0, 1.0), scale: float = 2
     return float(np.abs(np.diff(means, axis=1)).mean(axis=1).mean())
 
 
-def frame_correlation(videos, lag: int = 1, value_range: tuple[float, float] = (0.0, 1.0)) -> float:
-    """Mean pixel correlation of frames ``lag`` apart (1: a still video; ~0: unrelated frames)."""
+def _lagged_videos(videos, lag: int, value_range: tuple[float, float]) -> np.ndarray:
+    """:func:`as_videos`, refused in one sentence when the clips are too short for ``lag``."""
     data = as_videos(videos, value_range)
     if not 1 <= lag < data.shape[1]:
         raise DataError(f"A lag of {lag} frames needs videos longer than {lag} frames (these have {data.shape[1]}).")
-    return float(lagged_correlation(data, lag).mean())
+    return data
+
+
+def frame_correlation(videos, lag: int = 1, value_range: tuple[float, float] = (0.0, 1.0)) -> float:
+    """Mean pixel correlation of frames ``lag`` apart (1: a still video; ~0: unrelated frames)."""
+    return float(lagged_correlation(_lagged_videos(videos, lag, value_range), lag).mean())
 
 
 def frame_correlation_by_scale(videos, lag: int = 1, edges: tuple[int, ...] = (2, 4, 8),
@@ -71,9 +76,7 @@ def frame_correlation_by_scale(videos, lag: int = 1, edges: tuple[int, ...] = (2
     (finest first): how fast detail of each size changes. Real cell clips lose their fine detail from one
     frame to the next (noise and fast texture) and keep their coarse shapes; a generator that draws the
     same fine texture on every frame scores about 1 at every size."""
-    data = as_videos(videos, value_range)
-    if not 1 <= lag < data.shape[1]:
-        raise DataError(f"A lag of {lag} frames needs videos longer than {lag} frames (these have {data.shape[1]}).")
+    data = _lagged_videos(videos, lag, value_range)
     return np.array([float(lagged_correlation(band, lag).mean()) for band in scale_bands(data, edges)])
 
 
