@@ -80,7 +80,7 @@ class Recipe:
     phases: tuple = ()
 
 
-#: T98G (README "A recipe that settles", 2026-11-24): a wider last level (G_V widths 128/64/64; the
+#: T98G (docs/video_experiments.md "A recipe that settles", 2026-11-24): a wider last level (G_V widths 128/64/64; the
 #: cpu-small 128/64/32 loses fine detail), 8 extra frames generated at each end and cropped (the edge
 #: frames' missing kernel taps), interpolation then a k3 convolution in time with replicate
 #: padding (no pairs of frames, no zero frames at the ends), a spatial output layer, 8 start frames;

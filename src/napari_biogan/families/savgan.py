@@ -86,14 +86,14 @@ class SavganConfig:
     #: G_V's last N levels (the output layer counts as one) draw each frame from its own features (time
     #: kernel 1), so no linear filter across frames can cross-fade a changing frame's detail with its
     #: neighbours'; only levels that keep the frame count can be (0: the paper's, every level k3 in time).
-    #: Measured on T98G: no contrast gained (README "Frames drawn one by one")
+    #: Measured on T98G: no contrast gained (docs/video_experiments.md "Frames drawn one by one")
     spatial_levels: int = 0
     #: how G_V doubles Y and X (SPACE_UPSAMPLINGS): "transposed" (the paper's k4 s2) or "linear" (bilinear,
     #: then a k3 convolution: no uneven overlap of taps, so no grid printed on every frame)
     space_upsampling: str = "transposed"
     #: G_V adds new detail to every frame of its last level (nn.blocks.FrameNoise: per-pixel noise made from
     #: z, learnt weights from 0): without it nothing in G_V changes faster than its interpolated start map,
-    #: and fine detail stays the same from frame to frame (README "... detail that changes at one speed")
+    #: and fine detail stays the same from frame to frame (docs/video_experiments.md "... detail that changes at one speed")
     frame_noise: bool = False
 
     def __post_init__(self):

@@ -32,7 +32,7 @@ def generator_plan(frames: int, height: int, width: int, levels: int,
     ``start_frames`` (0: the paper's plan above) sets T0 instead: ``frames`` must be it times a
     power of two no larger than ``2**levels``. With T0 = 2 every in-between frame is a blend of
     two start frames drawn independently from z, and a blend of two uncorrelated images has
-    1/sqrt(2) of their contrast in the middle (README "The faint first and last frames");
+    1/sqrt(2) of their contrast in the middle (docs/video_experiments.md "The faint first and last frames");
     T0 = frames gives every frame its own start features. With ``margin_frames`` the generator plans
     ``frames + 2 * margin_frames`` frames (pass that count here) and crops the margins.
     """
