@@ -331,6 +331,27 @@ def test_one_training_step_through_the_trainer_changes_every_network(tmp_path, s
         assert model.nets.state_dict()["generator.noise.weight"].abs().max() > 0
 
 
+def test_hinge_loss_with_r1_trains_every_network_and_bad_values_are_one_sentence(tmp_path):
+    """The faster recipe the issue asks for beside the paper's: hinge loss, R1 on real samples, one critic step."""
+    from napari_biogan.core.settings import check_hparams
+
+    model = GanModel.new("savgan", seed=0, **TINY)
+    data = model.family.prepare_data(_videos(), model.config)
+    before = {k: v.clone() for k, v in model.nets.state_dict().items()}
+    hparams = check_hparams(model.family, {"batch_size": 4, "loss": "hinge", "r1_weight": 1.0, "n_critic": 1})
+    settings = TrainSettings(steps=2, seed=1, output=str(tmp_path / "v.safetensors"), preview_every=100,
+                             checkpoint_every=100, hparams=hparams)
+    steps = [e for e in Trainer(model, data, settings).run_all() if e.kind == "step"]
+    # hinge terms and R1 are never negative, where a WGAN critic's loss (no floor) can be
+    assert len(steps) == 2 and all(e.losses["critic_video"] >= 0 and e.losses["critic_frame"] >= 0 for e in steps)
+    for net in ("generator", "video_critic", "frame_critic"):
+        assert any(not torch.equal(v, before[k]) for k, v in model.nets.state_dict().items() if k.startswith(net))
+    with pytest.raises(DataError, match="Unknown loss 'wasserstein'"):
+        check_hparams(model.family, {"loss": "wasserstein"})
+    with pytest.raises(DataError, match="'r1_weight' must be 0"):
+        check_hparams(model.family, {"r1_weight": -1})
+
+
 def test_save_and_load_round_trip(tmp_path):
     model = GanModel.new("savgan", seed=3, attention="full", **TINY)
     path = model.save(tmp_path / "g.safetensors", include=("generator",), card={"name": "tiny"})

@@ -140,6 +140,14 @@ def check_hparams(family, values: dict[str, Any]) -> dict[str, Any]:
         from ..nn.augment import augment_policy
 
         augment_policy(checked["diff_augment"])  # an unknown name stops here, before any training
+    if "loss" in checked:
+        from ..nn.losses import LOSSES
+
+        if checked["loss"] not in LOSSES:
+            raise DataError(f"Unknown loss '{checked['loss']}'; choose one of {', '.join(LOSSES)}.")
+    for key in ("gp_weight", "r1_weight"):
+        if key in checked and checked[key] < 0:
+            raise DataError(f"'{key}' must be 0 (off) or more, not {checked[key]}.")
     if not 0 <= checked.get("ema_decay", 0.0) < 1:
         raise DataError(f"'ema_decay' is from 0 (off) to below 1, e.g. 0.999; not {checked['ema_decay']}.")
     for key in ("batch_size", "n_critic"):

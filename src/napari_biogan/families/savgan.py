@@ -166,9 +166,10 @@ class SavganFamily(VideoFamily):
 
     def default_hparams(self) -> dict[str, Any]:
         # REFERENCE section 1: Adam (0, 0.9), TTUR 1e-4 / 4e-4, 5 critic steps, GP 10, batch 8.
-        return {"lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "n_critic": 5, "gp_weight": 10.0,
-                "batch_size": 8, "image_critic_weight": None, "flip_axes": (), "ema_decay": 0.0,
-                "diff_augment": ""}
+        # "loss" / "r1_weight": hinge with R1 and fewer critic steps is the usual faster recipe (n_critic 1-2).
+        return {"loss": "wgan-gp", "lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "n_critic": 5,
+                "gp_weight": 10.0, "r1_weight": 0.0, "batch_size": 8, "image_critic_weight": None, "flip_axes": (),
+                "ema_decay": 0.0, "diff_augment": ""}
 
     def make_optimizers(self, nets, hparams):
         import torch
@@ -199,17 +200,20 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
     """``n_critic`` updates of D_V and D_I (loss + GP in one step each), then one G_V update.
 
     ``next_batch()`` gives real videos; ``sample_noise(n)`` draws n latents from ``generator``.
+    ``hparams["loss"]`` is one of nn.losses.LOSSES (the paper's "wgan-gp" adds its gradient penalty,
+    ``gp_weight``); ``r1_weight`` > 0 adds R1 on the real clips and frames, for any loss.
     ``hparams["diff_augment"]`` (e.g. "shift,cutout"; "" off, the paper's) passes real and generated
     clips through the same kind of random augmentation before both critics (nn.augment).
     """
     import torch
 
+    from ..nn import losses
     from ..nn.augment import augment_policy, diff_augment
-    from ..nn.losses import gradient_penalty
 
     gen, d_video, d_frame = nets["generator"], nets["video_critic"], nets["frame_critic"]
     critics = (d_video, d_frame)
-    gp_weight = float(hparams["gp_weight"])
+    kind = hparams.get("loss", "wgan-gp")
+    gp_weight, r1_weight = float(hparams["gp_weight"]), float(hparams.get("r1_weight", 0.0))
     policy = augment_policy(hparams.get("diff_augment", ""))
 
     def seen(videos):  # what the critics see: the clips through DiffAugment, when asked for
@@ -218,6 +222,18 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
     def noise(n, device):
         return sample_noise(n).to(device)
 
+    def critic_objective(critic, real, fake):
+        if r1_weight:
+            real = real.detach().requires_grad_(True)
+        d_fake = critic(fake)  # fake first: spectral norm's power iteration runs in call order
+        d_real = critic(real)
+        loss = losses.critic_loss(kind, d_real, d_fake)
+        if kind == "wgan-gp":
+            loss = loss + gp_weight * losses.gradient_penalty(critic, real.detach(), fake, generator)
+        if r1_weight:
+            loss = loss + r1_weight * losses.r1_penalty(d_real, real)
+        return loss
+
     for critic in critics:
         critic.requires_grad_(True)
     for _ in range(int(hparams.get("n_critic", 5))):
@@ -225,11 +241,8 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
         with torch.no_grad():
             fake = gen(noise(len(real), real.device))
         real, fake = seen(real), seen(fake)
-        loss_v = (d_video(fake).mean() - d_video(real).mean()
-                  + gp_weight * gradient_penalty(d_video, real, fake, generator))
-        real_f, fake_f = random_frames(real, generator), random_frames(fake, generator)
-        loss_i = (d_frame(fake_f).mean() - d_frame(real_f).mean()
-                  + gp_weight * gradient_penalty(d_frame, real_f, fake_f, generator))
+        loss_v = critic_objective(d_video, real, fake)
+        loss_i = critic_objective(d_frame, random_frames(real, generator), random_frames(fake, generator))
         optimizers["critic"].zero_grad(set_to_none=True)
         (loss_v + loss_i).backward()
         optimizers["critic"].step()
@@ -237,8 +250,8 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
     for critic in critics:  # the G step needs gradients through the critics, not of their weights
         critic.requires_grad_(False)
     fake = seen(gen(noise(len(real), real.device)))
-    adv_v, adv_i = d_video(fake).mean(), d_frame(random_frames(fake, generator)).mean()
-    loss_g = -adv_v - image_critic_weight * adv_i
+    loss_g = (losses.generator_loss(kind, d_video(fake))
+              + image_critic_weight * losses.generator_loss(kind, d_frame(random_frames(fake, generator))))
     optimizers["generator"].zero_grad(set_to_none=True)
     loss_g.backward()
     optimizers["generator"].step()

@@ -1,4 +1,5 @@
-"""Adversarial losses shared by every family: WGAN-GP, hinge and non-saturating BCE."""
+"""Adversarial losses shared by every family: WGAN-GP, hinge and non-saturating BCE, and the two
+gradient penalties (WGAN-GP's on interpolates, R1 on real samples)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,10 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: 
     scores = critic(mixed)
     grads, = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     return ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(real_scores: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al., 2018): half the mean squared norm of the critic's gradient at the real
+    samples, ``real`` (which must require grad) having given ``real_scores``; weighted by gamma."""
+    grads, = torch.autograd.grad(real_scores.sum(), real, create_graph=True)
+    return 0.5 * grads.pow(2).flatten(1).sum(1).mean()
