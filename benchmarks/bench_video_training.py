@@ -1,7 +1,7 @@
 """Video training and sampling cost: one full SAVGAN step vs the 3DGAN step, the loop's own overhead,
 and sampling throughput of the shipped models.
 
-    python benchmarks/bench_video_training.py [--part step|overhead|throughput|all] [--preset paper]
+    python benchmarks/bench_video_training.py [--part step|overhead|recipes|throughput|all] [--preset paper]
                                               [--batch 4] [--repeats 2] [--threads 0]
 
 step: one full training step (5 critic steps on D_V and D_I with their gradient penalties, then
@@ -14,6 +14,8 @@ step: one full training step (5 critic steps on D_V and D_I with their gradient 
 overhead: the one training loop (core.training.Trainer: data batches, RNG bookkeeping, events,
   previews every 50 steps, checkpoints every 200) against the bare family step on the same data,
   "cpu-small" preset, the loop and the bare steps taking turns: (loop - bare) / loop per step.
+recipes: one bare "cpu-small" SAVGAN step (batch 8) with the paper's recipe and with the faster
+  ones in :data:`RECIPES` (hinge loss, one critic step, R1), taking turns; times and ratios.
 throughput: videos per second at batch 16 of every shipped video model, fp32 and bf16 autocast.
 
 Prints the measurements and ratios from this one run (shared CPUs are noisy: compare ratios).
@@ -114,7 +116,6 @@ def part_overhead(args) -> None:
     import numpy as np
     import torch
 
-    from napari_biogan.core.contract import TrainContext
     from napari_biogan.core.model import Model
     from napari_biogan.core.training import Trainer, TrainSettings
 
@@ -138,24 +139,66 @@ def part_overhead(args) -> None:
         trainer.run_all()
         loop_times.append((time.perf_counter() - start) / steps)
 
-        bare = Model.new("savgan", seed=round_)
-        family = bare.family
-        hparams = {**family.default_hparams(), "batch_size": 8}
-        optimizers = family.make_optimizers(bare.nets, hparams)
-        generator = torch.Generator().manual_seed(round_)
-        batches = [data.batch(8, generator)["image"] for _ in range(8)]  # pre-made: no data work at all
-        ctx = TrainContext(bare.config, hparams, 0, generator, bare.device)
-        counter = iter(range(10 ** 9))
-        start = time.perf_counter()
-        for _ in range(steps):
-            family.train_step(bare.nets, optimizers, lambda: {"image": batches[next(counter) % 8]}, ctx)
-        bare_times.append((time.perf_counter() - start) / steps)
+        bare_times.append(bare_step_time(data, {"batch_size": 8}, round_, steps))
     loop, bare = np.array(loop_times), np.array(bare_times)
     overhead = (loop - bare) / loop
     print(f"Loop overhead, cpu-small preset, batch 8, {steps} steps x {rounds} rounds (loop and bare in turn):")
     print(f"  loop {loop.mean() * 1000:.0f} ± {loop.std() * 1000:.0f} ms/step, bare step "
           f"{bare.mean() * 1000:.0f} ± {bare.std() * 1000:.0f} ms/step, overhead {overhead.mean() * 100:.1f} ± "
           f"{overhead.std() * 100:.1f} % (target <= 15 %)")
+
+
+def bare_step_time(data, hparams: dict, seed: int, steps: int) -> float:
+    """Seconds per bare family step (no loop: pre-made batches) of a fresh "cpu-small" SAVGAN with ``hparams``."""
+    import torch
+
+    from napari_biogan.core.contract import TrainContext
+    from napari_biogan.core.model import Model
+
+    model = Model.new("savgan", seed=seed)
+    family = model.family
+    hparams = {**family.default_hparams(), **hparams}
+    optimizers = family.make_optimizers(model.nets, hparams)
+    generator = torch.Generator().manual_seed(seed)
+    size = hparams["batch_size"]
+    batches = [data.batch(size, generator)["image"] for _ in range(8)]  # pre-made: no data work at all
+    ctx = TrainContext(model.config, hparams, 0, generator, model.device)
+    counter = iter(range(10 ** 9))
+    start = time.perf_counter()
+    for _ in range(steps):
+        family.train_step(model.nets, optimizers, lambda: {"image": batches[next(counter) % 8]}, ctx)
+    return (time.perf_counter() - start) / steps
+
+
+#: training recipes compared by ``--part recipes``: the paper's, and the faster ones measured in the README
+RECIPES = {"paper (WGAN-GP, 5 critic steps)": {},
+           "hinge, 1 critic step": {"loss": "hinge", "n_critic": 1},
+           "hinge + R1, 1 critic step": {"loss": "hinge", "n_critic": 1, "r1_weight": 1.0}}
+
+
+def part_recipes(args) -> None:
+    import numpy as np
+    import torch
+
+    from napari_biogan.core.model import Model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clips = np.random.default_rng(0).random((64, 16, 32, 32)).astype(np.float32)
+    model = Model.new("savgan", seed=0)
+    data = model.family.prepare_data(clips, model.config)
+    steps, rounds, batch = 10, 3, 8  # batch 8: what the shipped models trained with
+    times = {name: [] for name in RECIPES}
+    for round_ in range(rounds):  # the recipes take turns, so load changes hit them alike
+        for name, hparams in RECIPES.items():
+            times[name].append(bare_step_time(data, {"batch_size": batch, **hparams}, round_, steps))
+    paper = np.array(times[next(iter(RECIPES))])
+    print(f"Training step by recipe, cpu-small SAVGAN, batch {batch}, {steps} steps x {rounds} rounds in turn:")
+    for name, values in times.items():
+        values = np.array(values)
+        ratio = values / paper
+        print(f"  {name}: {values.mean() * 1000:.0f} ± {values.std() * 1000:.0f} ms/step, "
+              f"{ratio.mean():.2f}x the paper's [{ratio.min():.2f}-{ratio.max():.2f}]")
 
 
 def part_throughput(args) -> None:
@@ -194,7 +237,7 @@ def main() -> None:
         print(json.dumps(one_step_case(attention, preset, int(batch), int(repeats))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("step", "overhead", "throughput", "all"), default="all")
+    parser.add_argument("--part", choices=("step", "overhead", "recipes", "throughput", "all"), default="all")
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
@@ -205,7 +248,8 @@ def main() -> None:
     parser.add_argument("--tmp", default="/tmp", help="where the overhead part writes its checkpoints")
     args = parser.parse_args()
     print(f"{time.strftime('%Y-%m-%d')}, torch {__import__('torch').__version__}, {os.cpu_count()} CPUs")
-    for part, run in (("step", part_step), ("overhead", part_overhead), ("throughput", part_throughput)):
+    for part, run in (("step", part_step), ("overhead", part_overhead), ("recipes", part_recipes),
+                      ("throughput", part_throughput)):
         if args.part in (part, "all"):
             run(args)
 
