@@ -254,7 +254,8 @@ def test_scale_bands_sum_back_to_the_image_and_sort_detail_by_size():
 
 def test_frame_correlation_by_scale_finds_fine_detail_that_changes_every_frame():
     """Real cell clips lose fine detail from frame to frame and keep coarse shapes; a generator that
-    draws the same fine texture on every frame does not (docs/video_experiments.md "... detail that changes at one speed")."""
+    draws the same fine texture on every frame does not (docs/video_experiments.md, "... detail that
+    changes at one speed")."""
     rng = np.random.default_rng(2)
     shapes = np.kron(rng.random((10, 1, 4, 4)), np.ones((8, 8)))   # (10, 1, 32, 32): coarse, fixed in time
     noisy = np.repeat(shapes, 6, 1) + 0.3 * rng.standard_normal((10, 6, 32, 32))  # + new pixel noise per frame

@@ -93,7 +93,8 @@ class SavganConfig:
     space_upsampling: str = "transposed"
     #: G_V adds new detail to every frame of its last level (nn.blocks.FrameNoise: per-pixel noise made from
     #: z, learnt weights from 0): without it nothing in G_V changes faster than its interpolated start map,
-    #: and fine detail stays the same from frame to frame (docs/video_experiments.md "... detail that changes at one speed")
+    #: and fine detail stays the same from frame to frame
+    #: (docs/video_experiments.md "... detail that changes at one speed")
     frame_noise: bool = False
 
     def __post_init__(self):

@@ -4,8 +4,9 @@ Stride-2 up-sampling layers (transposed convolutions, nearest-neighbour up-sampl
 a pattern that repeats every 2, 4, 8... pixels at the same place in every image. Such a grid adds
 fine detail and extreme pixels, so it can lift contrast figures towards the real images' while
 the picture is plainly wrong (docs/video_experiments.md, "Training three times longer": a wider
-last level met the contrast target through a grid of white dots). Its signature is sharp peaks in the mean power spectrum at the grid's
-frequencies, where real images have a smooth spectrum: :func:`grid_peaks` measures them. Any other
+last level met the contrast target through a grid of white dots). Its signature is sharp peaks in
+the mean power spectrum at the grid's frequencies, where real images have a smooth spectrum:
+:func:`grid_peaks` measures them. Any other
 pattern fixed in place on every image (a box drawn along the borders) shows there too.
 """
 
