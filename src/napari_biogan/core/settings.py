@@ -141,10 +141,10 @@ def check_hparams(family, values: dict[str, Any]) -> dict[str, Any]:
 
         augment_policy(checked["diff_augment"])  # an unknown name stops here, before any training
     if "loss" in checked:
-        from ..nn.losses import LOSSES
+        from ..nn.losses import LOSSES, unknown_loss
 
         if checked["loss"] not in LOSSES:
-            raise DataError(f"Unknown loss '{checked['loss']}'; choose one of {', '.join(LOSSES)}.")
+            raise DataError(unknown_loss(checked["loss"]))
     for key in ("gp_weight", "r1_weight"):
         if key in checked and checked[key] < 0:
             raise DataError(f"'{key}' must be 0 (off) or more, not {checked[key]}.")

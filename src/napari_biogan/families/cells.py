@@ -239,10 +239,8 @@ class CellsFamily(Family):
                 if real is None:
                     continue
                 fake_c = _critic_view(fake, c, config)[:len(real)]
-                loss = losses.critic_loss(kind, critics[c](real), critics[c](fake_c))
-                if kind == "wgan-gp":
-                    loss = loss + hp.get("gp_weight", 10.0) * losses.gradient_penalty(critics[c], real, fake_c, ctx.rng)
-                parts.append(loss)
+                parts.append(losses.critic_objective(kind, critics[c], real, fake_c, hp.get("gp_weight", 10.0),
+                                                     generator=ctx.rng))
             loss_d = torch.stack(parts).mean()
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()

@@ -152,9 +152,7 @@ def adversarial_step(gen, critic, opt_g, opt_d, next_batch, hparams, generator, 
         z = noise(len(real)).to(real.device)
         with torch.no_grad():
             fake = gen(z)
-        loss_d = losses.critic_loss(kind, critic(real), critic(fake))
-        if kind == "wgan-gp":
-            loss_d = loss_d + hparams["gp_weight"] * losses.gradient_penalty(critic, real, fake, generator)
+        loss_d = losses.critic_objective(kind, critic, real, fake, hparams["gp_weight"], generator=generator)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()

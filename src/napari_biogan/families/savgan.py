@@ -223,17 +223,8 @@ def savgan_step(nets, optimizers, next_batch: Callable, hparams, generator, imag
     def noise(n, device):
         return sample_noise(n).to(device)
 
-    def critic_objective(critic, real, fake):
-        if r1_weight:
-            real = real.detach().requires_grad_(True)
-        d_fake = critic(fake)  # fake first: spectral norm's power iteration runs in call order
-        d_real = critic(real)
-        loss = losses.critic_loss(kind, d_real, d_fake)
-        if kind == "wgan-gp":
-            loss = loss + gp_weight * losses.gradient_penalty(critic, real.detach(), fake, generator)
-        if r1_weight:
-            loss = loss + r1_weight * losses.r1_penalty(d_real, real)
-        return loss
+    def critic_objective(critic, real, fake):  # fake first, as the paper's step always scored them
+        return losses.critic_objective(kind, critic, real, fake, gp_weight, r1_weight, generator, fake_first=True)
 
     for critic in critics:
         critic.requires_grad_(True)

@@ -9,6 +9,11 @@ import torch.nn.functional as F
 LOSSES = ("wgan-gp", "hinge", "bce")
 
 
+def unknown_loss(kind: str) -> str:
+    """The one sentence for a loss name that is not in :data:`LOSSES`."""
+    return f"Unknown loss '{kind}'; choose one of {', '.join(LOSSES)}."
+
+
 def critic_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """The critic's loss on real and fake scores (any shape; averaged)."""
     if kind == "wgan-gp":
@@ -18,7 +23,7 @@ def critic_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.
     if kind == "bce":
         return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                 + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-    raise ValueError(f"Unknown loss '{kind}'; choose one of {', '.join(LOSSES)}.")
+    raise ValueError(unknown_loss(kind))
 
 
 def generator_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
@@ -26,7 +31,7 @@ def generator_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
         return -d_fake.mean()
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
-    raise ValueError(f"Unknown loss '{kind}'; choose one of {', '.join(LOSSES)}.")
+    raise ValueError(unknown_loss(kind))
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
@@ -45,3 +50,24 @@ def r1_penalty(real_scores: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     samples, ``real`` (which must require grad) having given ``real_scores``; weighted by gamma."""
     grads, = torch.autograd.grad(real_scores.sum(), real, create_graph=True)
     return 0.5 * grads.pow(2).flatten(1).sum(1).mean()
+
+
+def critic_objective(kind: str, critic, real: torch.Tensor, fake: torch.Tensor, gp_weight: float = 10.0,
+                     r1_weight: float = 0.0, generator: torch.Generator | None = None,
+                     fake_first: bool = False) -> torch.Tensor:
+    """The critic's loss on a real and a fake batch with its penalties: WGAN-GP's gradient penalty
+    (``gp_weight``) for "wgan-gp", and R1 on the real batch (``r1_weight`` > 0) for any loss.
+    ``fake_first`` scores the fake batch first: a spectrally normalised critic runs a power iteration
+    on every call, so the order changes the numbers, and each family keeps the order it trained with."""
+    if r1_weight:
+        real = real.detach().requires_grad_(True)
+    if fake_first:
+        d_fake, d_real = critic(fake), critic(real)
+    else:
+        d_real, d_fake = critic(real), critic(fake)
+    loss = critic_loss(kind, d_real, d_fake)
+    if kind == "wgan-gp":
+        loss = loss + gp_weight * gradient_penalty(critic, real.detach(), fake, generator)
+    if r1_weight:
+        loss = loss + r1_weight * r1_penalty(d_real, real)
+    return loss
