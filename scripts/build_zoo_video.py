@@ -18,7 +18,7 @@ on the CPU through the plugin's own training loop with the paper's settings
 (WGAN-GP, 5 critic steps, Adam 1e-4 / 4e-4, betas (0, 0.9), frame-critic weight 50).
 The T98G models follow :data:`T98G_RECIPE` on top of that (a wider last level, frames generated
 beyond the clip and cropped, interpolation in time; 2,000 steps, then 500 at a quarter of the
-learning rates, shipping a weight average), the 3DGAN with 16 start frames instead of 8
+learning rates, shipping a weight average), both with 16 start frames instead of 8
 (:data:`T98G_RECIPE_16`); ``--steps K`` cuts or extends a recipe to K steps,
 ``--recipe paper`` leaves it out (the paper's networks and settings, what every run before had).
 ``--init-from WORK_FILE --set frame_noise=true`` starts an experiment from a trained run's weights
@@ -94,10 +94,10 @@ T98G_RECIPE = Recipe(
     phases=((2000, {"ema_decay": 0.999}), (2500, {"ema_decay": 0.99, "lr_g": 2.5e-5, "lr_d": 1e-4})))
 #: the same with 16 start frames (each spans 2 of the 32 generated frames, not 4): detail changes faster from frame to
 #: frame, the video statistics come 2.8x closer and the contrast target is met, AACD rises to 1.6x the real clips'
-#: (docs/video_experiments.md "Sixteen start frames", 2026-11-25); what t98g-3dgan ships. t98g-savgan keeps 8 start
-#: frames until it is retrained with 16 (``--set start_frames=16`` gives that run now)
+#: (docs/video_experiments.md "Sixteen start frames", 2026-11-25); what both T98G models ship (t98g-savgan since its
+#: rebuild later that day, "The SAVGAN with sixteen start frames")
 T98G_RECIPE_16 = Recipe(config={**T98G_RECIPE.config, "start_frames": 16}, phases=T98G_RECIPE.phases)
-RECIPES = {"t98g-savgan": T98G_RECIPE, "t98g-3dgan": T98G_RECIPE_16}
+RECIPES = {"t98g-savgan": T98G_RECIPE_16, "t98g-3dgan": T98G_RECIPE_16}
 VARIANT_NOTES = {"nystrom": " (SAVGAN: Nyström self-attention)", "none": " (3DGAN: no attention)",
                  "tganv2": " (TGANv2 comparison)"}
 DESCRIPTIONS = {  # by (data set, preset)
