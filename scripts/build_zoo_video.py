@@ -93,9 +93,9 @@ T98G_RECIPE = Recipe(
             "start_frames": 8, "widths": (128, 64, 64)},
     phases=((2000, {"ema_decay": 0.999}), (2500, {"ema_decay": 0.99, "lr_g": 2.5e-5, "lr_d": 1e-4})))
 #: the same with 16 start frames (each spans 2 of the 32 generated frames, not 4): detail changes faster from frame to
-#: frame, the video statistics come 2.8x closer and the contrast target is met, AACD rises to 1.6x the real clips'
-#: (docs/video_experiments.md "Sixteen start frames", 2026-11-25); what both T98G models ship (t98g-savgan since its
-#: rebuild later that day, "The SAVGAN with sixteen start frames")
+#: frame and the video statistics come 2.7-2.8x closer for both models; AACD rises (3DGAN 1.6x the real clips', contrast
+#: target met; SAVGAN 1.4x, contrast still 20 % off) (docs/video_experiments.md "Sixteen start frames" and "The SAVGAN
+#: with sixteen start frames", 2026-11-25); what both T98G models ship
 T98G_RECIPE_16 = Recipe(config={**T98G_RECIPE.config, "start_frames": 16}, phases=T98G_RECIPE.phases)
 RECIPES = {"t98g-savgan": T98G_RECIPE_16, "t98g-3dgan": T98G_RECIPE_16}
 VARIANT_NOTES = {"nystrom": " (SAVGAN: Nyström self-attention)", "none": " (3DGAN: no attention)",
