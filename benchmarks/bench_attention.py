@@ -63,6 +63,19 @@ def _lucidrains_available() -> bool:
     return True
 
 
+def load_baseline(path: str):
+    """An earlier nn/attention.py (e.g. ``git show HEAD:src/napari_biogan/nn/attention.py > old.py``) as a module.
+
+    Loaded inside the napari_biogan.nn package, so its relative imports (``.chunks``) resolve.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("napari_biogan.nn._baseline_attention", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_case(impl: str, size: str, mode: str, batch: int, channels: int, landmarks: int, repeats: int,
              threads: int, baseline: str | None = None) -> dict:
     """One measurement, in this process (called in a fresh subprocess)."""
@@ -85,12 +98,7 @@ def run_case(impl: str, size: str, mode: str, batch: int, channels: int, landmar
         x = torch.randn(batch, shape[0] * shape[1] * shape[2], channels)
     else:
         if impl == "baseline":  # an earlier version of nn/attention.py, loaded from a file
-            import importlib.util
-
-            spec = importlib.util.spec_from_file_location("baseline_attention", baseline)
-            source = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(source)
-            SelfAttention = source.SelfAttention  # noqa: N806
+            SelfAttention = load_baseline(baseline).SelfAttention  # noqa: N806
         module = SelfAttention(channels, "full" if impl == "full" else "nystrom", landmarks=landmarks)
         with torch.no_grad():
             module.gamma.fill_(1.0)  # so the attention path is in the graph

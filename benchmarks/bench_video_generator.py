@@ -9,6 +9,8 @@ uses where the CPU supports it). Time per video = fastest of ``--repeats``
 batches (after a warm-up batch) / batch size; the variants take turns batch by
 batch, so load changes on a shared machine do not bias the ratios. ``--full`` adds exact attention
 (quadratic memory: about 1 GiB per video per attention map at 16k tokens).
+``--baseline FILE`` adds the Nyström generator with an earlier nn/attention.py (same weights;
+e.g. ``git show HEAD:src/napari_biogan/nn/attention.py > old.py``), timed in the same turns.
 Prints the measurements and the ratios from this one run. Targets: attention
 costs <= 1.3x, and <= 100 ms per video with bf16 on a 2-core CPU.
 """
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--full", action="store_true", help="also time exact (N x N) attention")
+    parser.add_argument("--baseline", metavar="FILE", help="also the Nyström generator with an earlier nn/attention.py")
     args = parser.parse_args()
 
     import torch
@@ -55,12 +58,19 @@ def main() -> None:
     from napari_biogan.core.device import bf16_supported
     from napari_biogan.core.model import GanModel
 
-    modes = ["none", "nystrom"] + (["full"] if args.full else [])
+    modes = ["none", "nystrom"] + (["full"] if args.full else []) + (["baseline"] if args.baseline else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bf16 fast on this CPU: "
           f"{bf16_supported(torch.device('cpu'))}; preset {args.preset}, batch {args.batch}; "
           f"load average {os.getloadavg()[0]:.1f}")
-    models = {mode: GanModel.new("savgan", preset=args.preset, attention=mode, seed=0, device="cpu")
-              for mode in modes}
+    models = {mode: GanModel.new("savgan", preset=args.preset, attention="nystrom" if mode == "baseline" else mode,
+                                 seed=0, device="cpu") for mode in modes}
+    if args.baseline:  # the same network and weights, its attention blocks running the earlier code
+        from bench_attention import load_baseline
+
+        earlier = load_baseline(args.baseline).SelfAttention
+        for block in models["baseline"].nets["generator"].modules():
+            if type(block).__name__ == "SelfAttention":
+                block.__class__ = earlier
     cfg = models["none"].config
     times: dict[tuple[str, str], float] = {}
     for precision in ("fp32", "bf16"):
@@ -74,6 +84,11 @@ def main() -> None:
         for mode in modes[1:]:
             print(f"{precision}: {mode} / no attention = x{times[(mode, precision)] / base:.2f}")
     print(f"bf16 / fp32 (Nyström): x{times[('nystrom', 'bf16')] / times[('nystrom', 'fp32')]:.2f}")
+    if args.baseline:
+        for precision in ("fp32", "bf16"):
+            base = times[("none", precision)]
+            print(f"{precision}: attention's cost (ms/video), earlier / this code: "
+                  f"{times[('baseline', precision)] - base:.2f} / {times[('nystrom', precision)] - base:.2f}")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 

@@ -343,3 +343,55 @@ def test_value_channels_adds_a_projection_back():
     assert module(torch.randn(1, 32, 5, 5)).shape == (1, 32, 5, 5)
     with pytest.raises(ValueError):
         SelfAttention(32, "linear")
+
+
+def test_logit_bound_is_an_upper_bound_reached_at_the_box_corners():
+    torch.manual_seed(13)
+    a, b = torch.randn(3, 4, 500) * 2, torch.randn(3, 4, 64) * 2
+    assert (attention._logit_bound(a, b) >= (a.transpose(1, 2) @ b).amax(dim=-1) - 1e-5).all()
+    # when b holds every corner of its bounding box, the bound is the maximum itself
+    signs = torch.cartesian_prod(*[torch.tensor([-1.0, 1.0])] * 4).T  # (4, 16): the corners of [-1, 1]^4
+    corners = (signs * torch.tensor([1.0, 2.0, 0.5, 3.0])[:, None] + torch.tensor([0.3, -1.0, 2.0, 0.0])[:, None])
+    corners = corners[None].expand(3, -1, -1)
+    exact = (a.transpose(1, 2) @ corners).amax(dim=-1)
+    assert torch.allclose(attention._logit_bound(a, corners), exact, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_shifted_forward_passes_equal_the_exact_softmax_ones(dtype):
+    # The forward passes shift the logits by bounds of their maxima instead of the maxima;
+    # softmax does not depend on the shift, so they must agree with the exact passes.
+    torch.manual_seed(14)
+    q, k, x = (torch.randn(2, 4, 3000, dtype=dtype) * 3, torch.randn(2, 4, 3000, dtype=dtype) * 3,
+               torch.randn(2, 8, 3000, dtype=dtype))
+    q_l, k_l = attention.pool_landmarks(q.transpose(1, 2), None, 16).transpose(1, 2) * 4, \
+        attention.pool_landmarks(k.transpose(1, 2), None, 16).transpose(1, 2) * 4
+    mixed_t = torch.randn(2, 8, 16, dtype=dtype)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    average, shift, denominator = attention._average_forward(q_l, k, x)
+    exact, row_max, exact_denominator = attention._average_forward_exact(q_l, k, x)
+    assert (shift >= row_max - 1e-4).all()  # a bound of each landmark's maximum logit
+    assert torch.allclose(average, exact, atol=tol)
+    assert torch.allclose(denominator * torch.exp(shift - row_max), exact_denominator, rtol=tol)
+    for residual in (x, None):
+        assert torch.allclose(attention._spread_forward(mixed_t, q, k_l, residual),
+                              attention._spread_forward_exact(mixed_t, q, k_l, residual), atol=tol)
+
+
+def test_loose_bounds_fall_back_to_the_exact_passes(monkeypatch):
+    # Queries (s, s) against keys (s, 0) and (0, s): the box bound (2 s^2) overshoots the true
+    # maximum s^2 by 400 nats at s = 20, so exp() of every shifted logit underflows. Each pass must notice and redo the work exactly: finite and right.
+    s = 20.0
+    corners = torch.tensor([[s, 0.0], [0.0, s]]).T[None]  # (1, d=2, 2): (s, 0) and (0, s)
+    diagonal = torch.full((1, 2, 1), s)
+    calls = []
+    for name in ("_average_forward_exact", "_spread_forward_exact"):
+        exact = getattr(attention, name)
+        monkeypatch.setattr(attention, name, lambda *a, _exact=exact, _name=name: calls.append(_name) or _exact(*a))
+    keys, values = corners.repeat(1, 1, 20), torch.randn(1, 3, 40)  # 40 keys, every logit s^2
+    average = attention._average_forward(diagonal, keys, values)[0]  # one landmark query at (s, s)
+    mixed_t, residual = torch.randn(1, 3, 2), torch.randn(1, 3, 40)
+    spread = attention._spread_forward(mixed_t, diagonal.expand(1, 2, 40), corners, residual)
+    assert calls == ["_average_forward_exact", "_spread_forward_exact"]
+    assert torch.allclose(average, values.mean(dim=-1)[:, None], atol=1e-5)
+    assert torch.allclose(spread, residual + mixed_t.mean(dim=-1, keepdim=True), atol=1e-5)
