@@ -10,7 +10,9 @@ batches (after a warm-up batch) / batch size; the variants take turns batch by
 batch, so load changes on a shared machine do not bias the ratios. ``--full`` adds exact attention
 (quadratic memory: about 1 GiB per video per attention map at 16k tokens).
 ``--baseline FILE`` adds the Nyström generator with an earlier nn/attention.py (same weights;
-e.g. ``git show HEAD:src/napari_biogan/nn/attention.py > old.py``), timed in the same turns.
+e.g. ``git show HEAD:src/napari_biogan/nn/attention.py > old.py``), timed in the same turns;
+``--landmarks 32 16`` adds the Nyström generator with fewer landmarks in every attention layer
+(a model change: the weights stay, the approximation coarsens; the speed side of that trade).
 Prints the measurements and the ratios from this one run. Targets: attention
 costs <= 1.3x, and <= 100 ms per video with bf16 on a 2-core CPU.
 """
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--full", action="store_true", help="also time exact (N x N) attention")
     parser.add_argument("--baseline", metavar="FILE", help="also the Nyström generator with an earlier nn/attention.py")
+    parser.add_argument("--landmarks", type=int, nargs="*", default=[], help="also Nyström with these landmark counts")
     args = parser.parse_args()
 
     import torch
@@ -58,12 +61,17 @@ def main() -> None:
     from napari_biogan.core.device import bf16_supported
     from napari_biogan.core.model import GanModel
 
-    modes = ["none", "nystrom"] + (["full"] if args.full else []) + (["baseline"] if args.baseline else [])
+    fewer = [f"m{m}" for m in args.landmarks]
+    modes = ["none", "nystrom"] + (["full"] if args.full else []) + (["baseline"] if args.baseline else []) + fewer
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bf16 fast on this CPU: "
           f"{bf16_supported(torch.device('cpu'))}; preset {args.preset}, batch {args.batch}; "
           f"load average {os.getloadavg()[0]:.1f}")
-    models = {mode: GanModel.new("savgan", preset=args.preset, attention="nystrom" if mode == "baseline" else mode,
-                                 seed=0, device="cpu") for mode in modes}
+    models = {mode: GanModel.new("savgan", preset=args.preset, attention="nystrom" if mode == "baseline" or mode in fewer
+                                 else mode, seed=0, device="cpu") for mode in modes}
+    for mode, count in zip(fewer, args.landmarks):
+        for block in models[mode].nets["generator"].modules():
+            if type(block).__name__ == "SelfAttention":
+                block.landmarks = count
     if args.baseline:  # the same network and weights, its attention blocks running the earlier code
         from bench_attention import load_baseline
 
@@ -76,7 +84,7 @@ def main() -> None:
     for precision in ("fp32", "bf16"):
         for mode, ms in interleaved_ms(models, args.batch, args.repeats, precision).items():
             times[(mode, precision)] = ms
-            print(f"{cfg.frames}x{cfg.height}x{cfg.width} attention={mode:<8} {precision}: {ms:8.1f} ms/video",
+            print(f"{cfg.frames}x{cfg.height}x{cfg.width} attention={mode:<8} {precision}: {ms:8.2f} ms/video",
                   flush=True)
     print("\nratios measured in this run:")
     for precision in ("fp32", "bf16"):
