@@ -33,11 +33,12 @@ run over chunks of CHUNK tokens, flash-attention style: the forward pass saves
 only its inputs and two (B, m) statistics; the backward pass recomputes each
 chunk's probabilities and accumulates the gradients chunk by chunk. The forward
 passes need no softmax pass and no running maximum: the logits are shifted by
-upper bounds of their maxima known before the first chunk (from the keys' extremes
-and norms), the shift rides in the logits' product, and the normalisation is left
-to the few output values (exact fallbacks where a bound is too loose). The temporaries stay in cache and no
-N x m matrix exists, in training or in generation. On CPU the chunks are shared
-out to torch's threads by nn/chunks.py, each running its chunks single-threaded (one
+upper bounds of their maxima known before the first chunk (from the keys'
+per-channel extremes), the shift rides in the logits' product, and the
+normalisation is left to the few output values (exact fallbacks where a bound is
+too loose). The temporaries stay in cache and no N x m matrix exists, in training
+or in generation. On CPU the chunks are shared out to torch's threads by
+nn/chunks.py, each running its chunks single-threaded (one
 synchronisation per product instead of one per operation, and balanced when
 another job holds a core); partial results are combined in chunk order, so the
 numbers do not depend on the thread count. These two Functions are
@@ -360,7 +361,7 @@ def _average_forward(q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor
 
 
 def _average_forward_exact(q_l: torch.Tensor, k: torch.Tensor, x: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`_average_forward` with each chunk's exact maxima (online softmax): the fallback for loose bounds.
 
     Also returns the final maximum and the softmax denominator per landmark, (B, 1, m) fp32
@@ -492,7 +493,7 @@ def _spread_forward(mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
 
 
 def _spread_forward_exact(mixed_t: torch.Tensor, q: torch.Tensor, k_l: torch.Tensor,
-                    residual: torch.Tensor | None) -> torch.Tensor:
+                          residual: torch.Tensor | None) -> torch.Tensor:
     """:func:`_spread_forward` by each chunk's exact softmax: the fallback for loose bounds."""
     b, c, n = mixed_t.shape[0], mixed_t.shape[1], q.shape[-1]
     out_dtype = residual.dtype if residual is not None else mixed_t.dtype
