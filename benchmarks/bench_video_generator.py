@@ -46,6 +46,13 @@ def interleaved_ms(models: dict, batch: int, repeats: int, precision: str) -> di
     return {name: value / batch * 1000 for name, value in best.items()}
 
 
+def attention_blocks(model) -> list:
+    """The generator's self-attention blocks."""
+    from napari_biogan.nn.attention import SelfAttention
+
+    return [block for block in model.nets["generator"].modules() if isinstance(block, SelfAttention)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=4)
@@ -69,16 +76,14 @@ def main() -> None:
     models = {mode: GanModel.new("savgan", preset=args.preset, attention="nystrom" if mode == "baseline" or mode in fewer
                                  else mode, seed=0, device="cpu") for mode in modes}
     for mode, count in zip(fewer, args.landmarks):
-        for block in models[mode].nets["generator"].modules():
-            if type(block).__name__ == "SelfAttention":
-                block.landmarks = count
+        for block in attention_blocks(models[mode]):
+            block.landmarks = count
     if args.baseline:  # the same network and weights, its attention blocks running the earlier code
         from bench_attention import load_baseline
 
         earlier = load_baseline(args.baseline).SelfAttention
-        for block in models["baseline"].nets["generator"].modules():
-            if type(block).__name__ == "SelfAttention":
-                block.__class__ = earlier
+        for block in attention_blocks(models["baseline"]):
+            block.__class__ = earlier
     cfg = models["none"].config
     times: dict[tuple[str, str], float] = {}
     for precision in ("fp32", "bf16"):

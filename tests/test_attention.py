@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from napari_biogan.nn import attention
+from napari_biogan.nn import landmark_products as products
 from napari_biogan.nn.attention import (SelfAttention, full_attention, landmark_grid, newton_schulz_pinv,
                                         nystrom_attention)
 
@@ -112,16 +113,16 @@ def test_chunked_path_equals_the_plain_formula_forward_and_backward(shape):
 
 def test_chunked_functions_pass_gradcheck(monkeypatch):
     # Chunks of 6 tokens over 15 (uneven last chunk), float64, both custom Functions.
-    monkeypatch.setattr(attention, "CHUNK", 6)
+    monkeypatch.setattr(products, "CHUNK", 6)
     torch.manual_seed(11)
     q_l = torch.randn(2, 2, 4, dtype=torch.float64, requires_grad=True)
     k = (torch.randn(2, 2, 15, dtype=torch.float64) * 2).requires_grad_()
     x = torch.randn(2, 3, 15, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(attention._LandmarkAverage.apply, (q_l, k, x))
+    assert torch.autograd.gradcheck(products._LandmarkAverage.apply, (q_l, k, x))
     mixed_t = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
     residual = torch.randn(2, 3, 15, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(attention._Spread.apply, (mixed_t, k, q_l, residual))
-    assert torch.autograd.gradcheck(lambda m, q, k_l: attention._Spread.apply(m, q, k_l, None), (mixed_t, k, q_l))
+    assert torch.autograd.gradcheck(products._Spread.apply, (mixed_t, k, q_l, residual))
+    assert torch.autograd.gradcheck(lambda m, q, k_l: products._Spread.apply(m, q, k_l, None), (mixed_t, k, q_l))
 
 
 def test_bf16_autocast_training_stays_close_to_fp32():
@@ -348,13 +349,13 @@ def test_value_channels_adds_a_projection_back():
 def test_logit_bound_is_an_upper_bound_reached_at_the_box_corners():
     torch.manual_seed(13)
     a, b = torch.randn(3, 4, 500) * 2, torch.randn(3, 4, 64) * 2
-    assert (attention._logit_bound(a, b) >= (a.transpose(1, 2) @ b).amax(dim=-1) - 1e-5).all()
+    assert (products._logit_bound(a, b) >= (a.transpose(1, 2) @ b).amax(dim=-1) - 1e-5).all()
     # when b holds every corner of its bounding box, the bound is the maximum itself
     signs = torch.cartesian_prod(*[torch.tensor([-1.0, 1.0])] * 4).T  # (4, 16): the corners of [-1, 1]^4
     corners = (signs * torch.tensor([1.0, 2.0, 0.5, 3.0])[:, None] + torch.tensor([0.3, -1.0, 2.0, 0.0])[:, None])
     corners = corners[None].expand(3, -1, -1)
     exact = (a.transpose(1, 2) @ corners).amax(dim=-1)
-    assert torch.allclose(attention._logit_bound(a, corners), exact, atol=1e-4)
+    assert torch.allclose(products._logit_bound(a, corners), exact, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -368,14 +369,14 @@ def test_shifted_forward_passes_equal_the_exact_softmax_ones(dtype):
         attention.pool_landmarks(k.transpose(1, 2), None, 16).transpose(1, 2) * 4
     mixed_t = torch.randn(2, 8, 16, dtype=dtype)
     tol = 1e-10 if dtype == torch.float64 else 1e-4
-    average, shift, denominator = attention._average_forward(q_l, k, x)
-    exact, row_max, exact_denominator = attention._average_forward_exact(q_l, k, x)
+    average, shift, denominator = products._average_forward(q_l, k, x)
+    exact, row_max, exact_denominator = products._average_forward_exact(q_l, k, x)
     assert (shift >= row_max - 1e-4).all()  # a bound of each landmark's maximum logit
     assert torch.allclose(average, exact, atol=tol)
     assert torch.allclose(denominator * torch.exp(shift - row_max), exact_denominator, rtol=tol)
     for residual in (x, None):
-        assert torch.allclose(attention._spread_forward(mixed_t, q, k_l, residual),
-                              attention._spread_forward_exact(mixed_t, q, k_l, residual), atol=tol)
+        assert torch.allclose(products._spread_forward(mixed_t, q, k_l, residual),
+                              products._spread_forward_exact(mixed_t, q, k_l, residual), atol=tol)
 
 
 def test_loose_bounds_fall_back_to_the_exact_passes(monkeypatch):
@@ -386,12 +387,12 @@ def test_loose_bounds_fall_back_to_the_exact_passes(monkeypatch):
     diagonal = torch.full((1, 2, 1), s)
     calls = []
     for name in ("_average_forward_exact", "_spread_forward_exact"):
-        exact = getattr(attention, name)
-        monkeypatch.setattr(attention, name, lambda *a, _exact=exact, _name=name: calls.append(_name) or _exact(*a))
+        exact = getattr(products, name)
+        monkeypatch.setattr(products, name, lambda *a, _exact=exact, _name=name: calls.append(_name) or _exact(*a))
     keys, values = corners.repeat(1, 1, 20), torch.randn(1, 3, 40)  # 40 keys, every logit s^2
-    average = attention._average_forward(diagonal, keys, values)[0]  # one landmark query at (s, s)
+    average = products._average_forward(diagonal, keys, values)[0]  # one landmark query at (s, s)
     mixed_t, residual = torch.randn(1, 3, 2), torch.randn(1, 3, 40)
-    spread = attention._spread_forward(mixed_t, diagonal.expand(1, 2, 40), corners, residual)
+    spread = products._spread_forward(mixed_t, diagonal.expand(1, 2, 40), corners, residual)
     assert calls == ["_average_forward_exact", "_spread_forward_exact"]
     assert torch.allclose(average, values.mean(dim=-1)[:, None], atol=1e-5)
     assert torch.allclose(spread, residual + mixed_t.mean(dim=-1, keepdim=True), atol=1e-5)
