@@ -297,6 +297,32 @@ def test_frame_noise_adds_detail_that_changes_every_frame_and_is_the_same_for_th
         savgan_config("cpu-small", frame_noise="yes")
 
 
+def test_attention_gamma_sets_where_the_generator_attention_starts_and_why_it_matters(tmp_path):
+    """Video issue: in the shipped T98G SAVGAN, G_V's attention gammas ended at 0.010 and 0.0003 after
+    2,500 steps (Adam at 1e-4 moves a gamma at most about 1e-4 a step): the attention added 0.06 % of the
+    features' variation. With gamma 0 the queries and keys get no gradient at all; ``attention_gamma``
+    starts G_V's blocks (not the critic's) elsewhere, and the file keeps it."""
+    from napari_biogan.nn.attention import SelfAttention
+
+    def query_gradient(model):
+        generator = model.nets["generator"]
+        generator.zero_grad()
+        generator(model.latents(2, seed=0)).square().mean().backward()
+        return sum(float(a.query.weight.grad.abs().sum()) for a in generator.attention if isinstance(a, SelfAttention))
+
+    paper = GanModel.new("savgan", seed=0, **TINY)
+    started = _reopened(tmp_path, attention_gamma=1.0)
+    gammas = [a.gamma.item() for a in started.nets["generator"].attention if isinstance(a, SelfAttention)]
+    assert gammas and all(g == 1.0 for g in gammas)
+    assert all(m.gamma.item() == 0.0 for m in started.nets["video_critic"].modules() if isinstance(m, SelfAttention))
+    assert query_gradient(paper) == 0.0 and query_gradient(started) > 0.0
+    z = paper.latents(2, seed=1)
+    assert not np.array_equal(paper.render(z, precision="fp32"), started.render(z, precision="fp32"))
+    assert get_family("savgan").config_from_dict({"frames": 16}).attention_gamma == 0.0  # older files: SAGAN's
+    with pytest.raises(DataError, match="attention_gamma"):
+        savgan_config("cpu-small", attention_gamma="one")
+
+
 def test_same_seed_gives_a_bit_identical_video_and_other_seeds_differ():
     model = GanModel.new("savgan", seed=0, **TINY)
     a, b = model.sample(2, seed=7, precision="fp32"), model.sample(2, seed=7, precision="fp32")

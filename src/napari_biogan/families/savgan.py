@@ -23,6 +23,7 @@ Deliberate differences from the reference code, and why:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -64,6 +65,10 @@ class SavganConfig:
     attention: str = "nystrom"  # "nystrom" | "full" | "none" (3DGAN)
     landmarks: int = 64
     attention_blocks: int = 2  # SA after the last N up-blocks of G_V
+    #: the start value of G_V's attention weights gamma (0: SAGAN's and the paper's, each block starts as the
+    #: identity). With Adam at 1e-4 a gamma moves at most about 1e-4 a step, so short runs that start at 0
+    #: end with attention that adds almost nothing (README "SAVGAN vs 3DGAN on T98G cell clips")
+    attention_gamma: float = 0.0
     critic_attention_layers: int = 2  # full SA after the last N layers of D_V
     image_critic_weight: float = 50.0  # weight of D_I in the generator loss
     variant: str = "savgan"  # a label: "savgan" or "3dgan"
@@ -105,6 +110,10 @@ class SavganConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise DataError(f"'{name}' must be a whole number (0 for {zero_means}), not {value!r}.")
+        if isinstance(self.attention_gamma, bool) or not isinstance(self.attention_gamma, (int, float)) \
+                or not math.isfinite(self.attention_gamma):
+            raise DataError(f"'attention_gamma' must be a number (0 for the paper's), not {self.attention_gamma!r}.")
+        self.attention_gamma = float(self.attention_gamma)
         for name in ("critic_motion", "frame_noise"):
             if not isinstance(getattr(self, name), bool):
                 raise DataError(f"'{name}' is true or false, not {getattr(self, name)!r}.")

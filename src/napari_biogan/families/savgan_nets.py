@@ -79,7 +79,7 @@ class VideoGenerator(nn.Module):
             for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])))
         first_attended = len(self.blocks) - cfg.attention_blocks
         self.attention = nn.ModuleList(
-            SelfAttention(c_out, cfg.attention, cfg.landmarks)
+            SelfAttention(c_out, cfg.attention, cfg.landmarks, gamma=cfg.attention_gamma)
             if cfg.attention != "none" and i >= first_attended else nn.Identity()
             for i, c_out in enumerate(widths[1:]))
         self.out, self.out_resize, self.out_crop = time_up_conv(

@@ -167,11 +167,13 @@ class SelfAttention(nn.Module):
     ``mode``: "full" (exact, N x N) or "nystrom" (``landmarks`` segment means, linear
     in N). ``key_channels`` defaults to C/8 (f and g), ``value_channels`` to C (h); a
     smaller value width adds a 1x1 output projection back to C (SAGAN's C/2 variant).
-    ``spectral_norm`` wraps the 1x1 projections (for spectrally normalised networks).
+    ``spectral_norm`` wraps the 1x1 projections (for spectrally normalised networks). ``gamma`` is the
+    residual weight's start value: 0 (SAGAN's) makes a fresh block the identity.
     """
 
     def __init__(self, channels: int, mode: str = "full", landmarks: int = 64, key_channels: int | None = None,
-                 value_channels: int | None = None, iterations: int = 6, spectral_norm: bool = False):
+                 value_channels: int | None = None, iterations: int = 6, spectral_norm: bool = False,
+                 gamma: float = 0.0):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"Unknown attention mode '{mode}'; choose one of {', '.join(MODES)}.")
@@ -185,7 +187,7 @@ class SelfAttention(nn.Module):
         self.value = norm(nn.Linear(channels, value_channels))
         self.project = norm(nn.Linear(value_channels, channels)) if value_channels != channels else None
         self.split = (key_channels, key_channels, value_channels)
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.gamma = nn.Parameter(torch.full((1,), float(gamma)))
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """The attention output before the residual and gamma (B, C, *spatial)."""
