@@ -17,7 +17,8 @@ Where the contrast goes: pixel percentiles (:data:`PERCENTILES`) of generated ag
 clips, so a low contrast shows whether the bulk of the pixels or the darkest and brightest few
 are missing, and at which size (:func:`contrast_by_scale`: detail finer than 2 px, 2-4 px, 4-8
 px and coarser, each as a fraction of the real clips'), how fast the detail of each size changes from
-frame to frame (:func:`napari_biogan.metrics.video.frame_correlation_by_scale`), and how much of a frame is
+frame to frame (:func:`napari_biogan.metrics.video.frame_correlation_by_scale`) and how long it lasts
+(:func:`napari_biogan.metrics.video.detail_memory` and ``renewed_share``: noise renewed every frame, or detail that drifts away), how much of a frame is
 off the background (:func:`off_background`), and whether a fixed grid of dots is printed on every frame
 (:func:`napari_biogan.metrics.artefacts.grid_peaks`: about 1 for real clips; a grid can lift every
 contrast figure above while the picture is wrong) and the worst frame once it is taken out
@@ -82,6 +83,8 @@ def aacd_parts(videos: np.ndarray) -> tuple[float, float, float]:
 
 #: the band edges (pixels) of the "contrast by scale" table: detail finer than 2 px, 2-4 px, 4-8 px, coarser
 SCALE_EDGES = (2, 4, 8)
+#: frame lags of the "how long detail lasts" table
+LAGS = (1, 2, 4, 8)
 
 
 def contrast_by_scale(videos: np.ndarray, edges: tuple[int, ...] = SCALE_EDGES) -> np.ndarray:
@@ -190,12 +193,13 @@ def main() -> None:
 
     from napari_biogan.data.zoo_clips import zoo_reference_clips
     from napari_biogan.metrics.artefacts import GRID_PERIODS, grid_peaks, without_grid
-    from napari_biogan.metrics.video import aacd, crossfade_correlation, frame_correlation, \
-        frame_correlation_by_scale
+    from napari_biogan.metrics.video import aacd, crossfade_correlation, detail_memory, frame_correlation, \
+        frame_correlation_by_scale, renewed_share
 
     torch.set_num_threads(1)
     profiles, rows, real, parts, margins, tails, scales, changes, covers, grids, critics, strips = (
         {}, [], None, {}, {}, {}, {}, {}, {}, {}, [], [])
+    memories = {}
     labels = args.labels or [Path(spec).name.replace(".safetensors", "") for spec in args.models]
     if len(labels) != len(args.models):
         raise SystemExit(f"--labels names {len(labels)} rows for {len(args.models)} models.")
@@ -223,6 +227,7 @@ def main() -> None:
             tails.setdefault(spec, []).append(np.percentile(videos, PERCENTILES))
             scales.setdefault(spec, []).append(contrast_by_scale(videos))
             changes.setdefault(spec, []).append(frame_correlation_by_scale(videos, edges=SCALE_EDGES))
+            memories.setdefault(spec, []).append(detail_memory(videos, LAGS, SCALE_EDGES))
             covers.setdefault(spec, []).append(off_background(videos))
             degridded = frame_contrast(without_grid(videos, GRID_PERIODS))  # the contrast the grid does not make
             grids.setdefault(spec, []).append(list(grid_peaks(videos, GRID_PERIODS).values())
@@ -281,6 +286,16 @@ def main() -> None:
     print("|---|" + "---|" * len(bands))
     for name, values in [("real clips", [frame_correlation_by_scale(real, edges=SCALE_EDGES)])] + list(changes.items()):
         print_spread_row(name, values, digits=2)
+    lags = " / ".join(str(lag) for lag in LAGS)
+    print(f"\nHow long detail lasts: correlation of frames {lags} apart within each band, and the share of the "
+          "band renewed every frame (renewed_share: 1 - r1^2/r2; negative: smooth over a few frames, then gone); "
+          "mean over seeds\n")
+    print("| model | " + " | ".join(f"{b}: r at {lags} (renewed)" for b in bands) + " |")
+    print("|---|" + "---|" * len(bands))
+    for name, values in [("real clips", [detail_memory(real, LAGS, SCALE_EDGES)])] + list(memories.items()):
+        memory = np.mean(values, 0)
+        print(f"| {name} | " + " | ".join(" / ".join(f"{v:.2f}" for v in row) + f" ({share:+.2f})"
+                                          for row, share in zip(memory, renewed_share(memory))) + " |")
     print("\nOff the background: share of pixels further than d from their frame's median (mean ± std over seeds)\n")
     print("| model | " + " | ".join(f"d > {t}" for t in OFF_BACKGROUND) + " |")
     print("|---|" + "---|" * len(OFF_BACKGROUND))

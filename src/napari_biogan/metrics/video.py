@@ -80,6 +80,22 @@ def frame_correlation_by_scale(videos, lag: int = 1, edges: tuple[int, ...] = (2
     return np.array([float(lagged_correlation(band, lag).mean()) for band in scale_bands(data, edges)])
 
 
+def detail_memory(videos, lags: tuple[int, ...] = (1, 2, 4, 8), edges: tuple[int, ...] = (2, 4, 8),
+                  value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """(bands, lags): :func:`frame_correlation_by_scale` at each lag. Lag 1 alone cannot tell detail renewed
+    every frame (sensor noise) from detail that drifts away over a few frames; the decay over lags can."""
+    return np.stack([frame_correlation_by_scale(videos, lag, edges, value_range) for lag in lags], axis=1)
+
+
+def renewed_share(memory: np.ndarray) -> np.ndarray:
+    """Each band's share of variance renewed every frame, from :func:`detail_memory` at lags 1 and 2 (its
+    first two columns), if the band is a white part (noise) plus a part whose correlation decays
+    geometrically: then r1^2 / r2 is the lasting part's share. Negative where the correlation falls faster
+    than geometrically: detail smooth over a few frames, then gone."""
+    memory = np.asarray(memory, dtype=np.float64)
+    return 1 - memory[:, 0] ** 2 / memory[:, 1]
+
+
 def crossfade_correlation(videos, value_range: tuple[float, float] = (0.0, 1.0)) -> float:
     """Pixel correlation of each video's middle frame with the average of its first and last frames.
 
