@@ -1,0 +1,94 @@
+"""How much a trained generator uses its self-attention, and what it does without it.
+
+    python benchmarks/bench_attention_use.py MODEL [MODEL ...] [-n 32] [--without DIR]
+
+MODEL is a zoo name or a .safetensors file of a video model (SAVGAN). For each of G_V's attention
+blocks: its map, its weight gamma, the share of the bare attention output that is one constant per
+channel (what softmax weights spread evenly over all tokens give, and what the next normalisation
+removes), and the attention's contribution: gamma times the std of its varying part over the std of
+the block's input (0: the block is the identity). ``--without DIR`` also writes each model with its
+generator's gammas set to 0 as ``DIR/<name>.safetensors``, for ``bench_video_models.py --models DIR``
+and ``bench_video_fade.py``: the trained SAVGAN with its attention taken out.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def attention_use(model, n: int, seed: int = 0) -> list[tuple[tuple[int, ...], float, float, float]]:
+    """Per attention block of G_V: (map shape, gamma, constant share of the attention output, contribution)."""
+    import torch
+
+    from napari_biogan.nn.attention import SelfAttention
+
+    generator = model.nets["generator"]
+    inputs, hooks = {}, []
+    for index, block in enumerate(generator.attention):
+        if isinstance(block, SelfAttention):
+            hooks.append(block.register_forward_hook(
+                lambda module, args, out, index=index: inputs.__setitem__(index, args[0].detach())))
+    rows = []
+    try:
+        with torch.no_grad():
+            generator(model.latents(n, seed=seed))
+            for index, x in sorted(inputs.items()):
+                block = generator.attention[index]
+                flat_x = x.reshape(*x.shape[:2], -1)
+                out = block.attend(x).reshape_as(flat_x)
+                constant = out.mean(-1, keepdim=True)
+                varying = (out - constant).square().mean().sqrt()
+                spread = (flat_x - flat_x.mean(-1, keepdim=True)).square().mean().sqrt()
+                share = float(constant.square().mean() / out.square().mean())
+                rows.append((tuple(x.shape[2:]), block.gamma.item(), share, float(block.gamma.abs() * varying / spread)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return rows
+
+
+def without_attention(model, path: Path) -> None:
+    """Save ``model`` with G_V's attention weights gamma set to 0 (each block then passes its input on)."""
+    import torch
+
+    from napari_biogan.nn.attention import SelfAttention
+
+    with torch.no_grad():
+        for block in model.nets["generator"].attention:
+            if isinstance(block, SelfAttention):
+                block.gamma.zero_()
+    model.save(path, overwrite=True, include=("generator",))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("-n", type=int, default=32, help="clips whose feature maps are measured")
+    parser.add_argument("--without", default=None, metavar="DIR",
+                        help="also write each model with G_V's attention gammas at 0 into DIR")
+    args = parser.parse_args()
+
+    import torch
+
+    from napari_biogan.core.model import GanModel
+    from napari_biogan.core.zoo import resolve_model
+
+    torch.set_num_threads(1)
+    print(f"{args.n} clips, sample seed 0\n")
+    print("| model | block | map (T, Y, X) | gamma | constant share of the attention output | contribution |")
+    print("|---|---|---|---|---|---|")
+    for spec in args.models:
+        path = Path(spec) if Path(spec).is_file() else resolve_model(spec)
+        model = GanModel.load(path, device="cpu")
+        for block, (shape, gamma, share, contribution) in enumerate(attention_use(model, args.n)):
+            print(f"| {spec} | {block} | {shape} | {gamma:+.4f} | {share:.3f} | {contribution * 100:.2f} % |")
+        if args.without:
+            out = Path(args.without) / path.name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            without_attention(model, out)
+            print(f"(wrote {out})")
+
+
+if __name__ == "__main__":
+    main()
