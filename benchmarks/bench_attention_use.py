@@ -8,7 +8,9 @@ channel (what softmax weights spread evenly over all tokens give, and what the n
 removes), and the attention's contribution: gamma times the std of its varying part over the std of
 the block's input (0: the block is the identity). ``--without DIR`` also writes each model with its
 generator's gammas set to 0 as ``DIR/<name>.safetensors``, for ``bench_video_models.py --models DIR``
-and ``bench_video_fade.py``: the trained SAVGAN with its attention taken out.
+and ``bench_video_fade.py``: the trained SAVGAN with its attention taken out. ``--untrained`` also
+measures fresh generators of each model's config with their gammas at 1 (at 0 they show nothing), with
+Nyström and with full attention: how much an attention block does before training has shaped it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,16 @@ def attention_use(model, n: int, seed: int = 0) -> list[tuple[tuple[int, ...], f
     return rows
 
 
+def untrained(model, attention: str):
+    """A fresh model of ``model``'s config (training seed 0) with ``attention`` and G_V's gammas at 1."""
+    from dataclasses import replace
+
+    from napari_biogan.core.model import GanModel
+
+    return GanModel.new(model.family.name, config=replace(model.config, attention=attention, attention_gamma=1.0),
+                        seed=0)
+
+
 def without_attention(model, path: Path) -> None:
     """Save ``model`` with G_V's attention weights gamma set to 0 (each block then passes its input on)."""
     import torch
@@ -65,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+")
     parser.add_argument("-n", type=int, default=32, help="clips whose feature maps are measured")
+    parser.add_argument("--untrained", action="store_true",
+                        help="also fresh generators of each config, gammas at 1, Nyström and full attention")
     parser.add_argument("--without", default=None, metavar="DIR",
                         help="also write each model with G_V's attention gammas at 0 into DIR")
     args = parser.parse_args()
@@ -81,8 +95,13 @@ def main() -> None:
     for spec in args.models:
         path = Path(spec) if Path(spec).is_file() else resolve_model(spec)
         model = GanModel.load(path, device="cpu")
-        for block, (shape, gamma, share, contribution) in enumerate(attention_use(model, args.n)):
-            print(f"| {spec} | {block} | {shape} | {gamma:+.4f} | {share:.3f} | {contribution * 100:.2f} % |")
+        variants = [(spec, model)]
+        if args.untrained:  # full attention over 8k tokens: few clips, or the N x N matrix fills the memory
+            variants += [(f"{spec}, untrained, {mode}", untrained(model, mode)) for mode in ("nystrom", "full")]
+        for name, variant in variants:
+            n = min(args.n, 2) if variant.config.attention == "full" else args.n
+            for block, (shape, gamma, share, contribution) in enumerate(attention_use(variant, n)):
+                print(f"| {name} | {block} | {shape} | {gamma:+.4f} | {share:.3f} | {contribution * 100:.3f} % |")
         if args.without:
             out = Path(args.without) / path.name
             out.parent.mkdir(parents=True, exist_ok=True)
