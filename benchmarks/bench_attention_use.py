@@ -87,6 +87,7 @@ def main() -> None:
 
     from napari_biogan.core.model import GanModel
     from napari_biogan.core.zoo import resolve_model
+    from napari_biogan.nn.attention import SelfAttention
 
     torch.set_num_threads(1)
     print(f"{args.n} clips, sample seed 0\n")
@@ -95,6 +96,8 @@ def main() -> None:
     for spec in args.models:
         path = Path(spec) if Path(spec).is_file() else resolve_model(spec)
         model = GanModel.load(path, device="cpu")
+        if not any(isinstance(b, SelfAttention) for b in getattr(model.nets["generator"], "attention", ())):
+            raise SystemExit(f"{spec} has no attention in its generator (a 3DGAN, or not a SAVGAN).")
         variants = [(spec, model)]
         if args.untrained:  # full attention over 8k tokens: few clips, or the N x N matrix fills the memory
             variants += [(f"{spec}, untrained, {mode}", untrained(model, mode)) for mode in ("nystrom", "full")]
