@@ -18,25 +18,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench_video_generator import attention_blocks  # the generator's SelfAttention blocks
+
 
 def attention_use(model, n: int, seed: int = 0) -> list[tuple[tuple[int, ...], float, float, float]]:
     """Per attention block of G_V: (map shape, gamma, constant share of the attention output, contribution)."""
     import torch
 
-    from napari_biogan.nn.attention import SelfAttention
-
-    generator = model.nets["generator"]
-    inputs, hooks = {}, []
-    for index, block in enumerate(generator.attention):
-        if isinstance(block, SelfAttention):
-            hooks.append(block.register_forward_hook(
-                lambda module, args, out, index=index: inputs.__setitem__(index, args[0].detach())))
+    blocks = attention_blocks(model)
+    inputs = {}
+    hooks = [block.register_forward_hook(lambda module, args, out: inputs.__setitem__(module, args[0].detach()))
+             for block in blocks]
     rows = []
     try:
         with torch.no_grad():
-            generator(model.latents(n, seed=seed))
-            for index, x in sorted(inputs.items()):
-                block = generator.attention[index]
+            model.nets["generator"](model.latents(n, seed=seed))
+            for block in blocks:
+                x = inputs[block]
                 flat_x = x.reshape(*x.shape[:2], -1)
                 out = block.attend(x).reshape_as(flat_x)
                 constant = out.mean(-1, keepdim=True)
@@ -64,12 +62,9 @@ def without_attention(model, path: Path) -> None:
     """Save ``model`` with G_V's attention weights gamma set to 0 (each block then passes its input on)."""
     import torch
 
-    from napari_biogan.nn.attention import SelfAttention
-
     with torch.no_grad():
-        for block in model.nets["generator"].attention:
-            if isinstance(block, SelfAttention):
-                block.gamma.zero_()
+        for block in attention_blocks(model):
+            block.gamma.zero_()
     model.save(path, overwrite=True, include=("generator",))
 
 
@@ -87,7 +82,6 @@ def main() -> None:
 
     from napari_biogan.core.model import GanModel
     from napari_biogan.core.zoo import resolve_model
-    from napari_biogan.nn.attention import SelfAttention
 
     torch.set_num_threads(1)
     print(f"{args.n} clips, sample seed 0\n")
@@ -96,7 +90,7 @@ def main() -> None:
     for spec in args.models:
         path = Path(spec) if Path(spec).is_file() else resolve_model(spec)
         model = GanModel.load(path, device="cpu")
-        if not any(isinstance(b, SelfAttention) for b in getattr(model.nets["generator"], "attention", ())):
+        if not attention_blocks(model):
             raise SystemExit(f"{spec} has no attention in its generator (a 3DGAN, or not a SAVGAN).")
         variants = [(spec, model)]
         if args.untrained:  # full attention over 8k tokens: few clips, or the N x N matrix fills the memory

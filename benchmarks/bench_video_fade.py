@@ -83,7 +83,7 @@ def aacd_parts(videos: np.ndarray) -> tuple[float, float, float]:
 
 #: the band edges (pixels) of the "contrast by scale" table: detail finer than 2 px, 2-4 px, 4-8 px, coarser
 SCALE_EDGES = (2, 4, 8)
-#: frame lags of the "how long detail lasts" table
+#: frame lags of the "how long detail lasts" table (the first, 1, also gives the consecutive-frame table)
 LAGS = (1, 2, 4, 8)
 
 
@@ -194,7 +194,7 @@ def main() -> None:
     from napari_biogan.data.zoo_clips import zoo_reference_clips
     from napari_biogan.metrics.artefacts import GRID_PERIODS, grid_peaks, without_grid
     from napari_biogan.metrics.video import aacd, crossfade_correlation, detail_memory, frame_correlation, \
-        frame_correlation_by_scale, renewed_share
+        renewed_share
 
     torch.set_num_threads(1)
     profiles, rows, real, parts, margins, tails, scales, changes, covers, grids, critics, strips = (
@@ -226,8 +226,9 @@ def main() -> None:
             parts.setdefault(spec, []).append(aacd_parts(videos))
             tails.setdefault(spec, []).append(np.percentile(videos, PERCENTILES))
             scales.setdefault(spec, []).append(contrast_by_scale(videos))
-            changes.setdefault(spec, []).append(frame_correlation_by_scale(videos, edges=SCALE_EDGES))
-            memories.setdefault(spec, []).append(detail_memory(videos, LAGS, SCALE_EDGES))
+            memory = detail_memory(videos, LAGS, SCALE_EDGES)  # LAGS[0] is 1: its first column is lag 1
+            changes.setdefault(spec, []).append(memory[:, 0])
+            memories.setdefault(spec, []).append(memory)
             covers.setdefault(spec, []).append(off_background(videos))
             degridded = frame_contrast(without_grid(videos, GRID_PERIODS))  # the contrast the grid does not make
             grids.setdefault(spec, []).append(list(grid_peaks(videos, GRID_PERIODS).values())
@@ -284,7 +285,8 @@ def main() -> None:
           "(metrics.video.frame_correlation_by_scale; 1: the same detail on every frame; mean ± std over seeds)\n")
     print("| model | " + " | ".join(bands) + " |")
     print("|---|" + "---|" * len(bands))
-    for name, values in [("real clips", [frame_correlation_by_scale(real, edges=SCALE_EDGES)])] + list(changes.items()):
+    real_memory = detail_memory(real, LAGS, SCALE_EDGES)
+    for name, values in [("real clips", [real_memory[:, 0]])] + list(changes.items()):
         print_spread_row(name, values, digits=2)
     lags = " / ".join(str(lag) for lag in LAGS)
     print(f"\nHow long detail lasts: correlation of frames {lags} apart within each band, and the share of the "
@@ -292,7 +294,7 @@ def main() -> None:
           "mean over seeds\n")
     print("| model | " + " | ".join(f"{b}: r at {lags} (renewed)" for b in bands) + " |")
     print("|---|" + "---|" * len(bands))
-    for name, values in [("real clips", [detail_memory(real, LAGS, SCALE_EDGES)])] + list(memories.items()):
+    for name, values in [("real clips", [real_memory])] + list(memories.items()):
         memory = np.mean(values, 0)
         print(f"| {name} | " + " | ".join(" / ".join(f"{v:.2f}" for v in row) + f" ({share:+.2f})"
                                           for row, share in zip(memory, renewed_share(memory))) + " |")

@@ -84,6 +84,13 @@ def make_config(family, overrides: dict[str, Any]):
         raise DataError(f"Invalid config for the '{family.name}' family: {err}.") from None
 
 
+def as_number(name: str, value: Any) -> float:
+    """``value`` as a float if it is a number (not true/false); otherwise one sentence naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(f"'{name}' takes a number, not {value!r}.")
+    return float(value)
+
+
 def _coerce(name: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     if hint is bool:
@@ -95,9 +102,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             raise DataError(f"'{name}' takes a whole number, not {value!r}.")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise DataError(f"'{name}' takes a number, not {value!r}.")
-        return float(value)
+        return as_number(name, value)
     if hint is str:
         return str(value)
     if origin is tuple:

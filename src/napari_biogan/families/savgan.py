@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..core.errors import DataError
-from ..core.settings import check_whole_numbers
+from ..core.settings import as_number, check_whole_numbers
 from ..core.registry import register
 from .video import VideoFamily
 
@@ -110,10 +110,9 @@ class SavganConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise DataError(f"'{name}' must be a whole number (0 for {zero_means}), not {value!r}.")
-        if isinstance(self.attention_gamma, bool) or not isinstance(self.attention_gamma, (int, float)) \
-                or not math.isfinite(self.attention_gamma):
-            raise DataError(f"'attention_gamma' must be a number (0 for the paper's), not {self.attention_gamma!r}.")
-        self.attention_gamma = float(self.attention_gamma)
+        self.attention_gamma = as_number("attention_gamma", self.attention_gamma)
+        if not math.isfinite(self.attention_gamma):
+            raise DataError(f"'attention_gamma' must be a finite number (0 for the paper's), not {self.attention_gamma}.")
         for name in ("critic_motion", "frame_noise"):
             if not isinstance(getattr(self, name), bool):
                 raise DataError(f"'{name}' is true or false, not {getattr(self, name)!r}.")
